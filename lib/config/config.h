@@ -1,0 +1,84 @@
+// The configuration: one TOML file, every value with a default so that no file
+// at all runs the demo. Sections mirror the programs; each field is declared
+// once in config.cc's field table, which drives parsing, `mailctl config show
+// [--defaults]` and `mailctl config check`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace mail {
+
+struct GeneralConfig {
+  std::string hostname;              // empty: the machine's name
+  std::string data_dir = "./data";   // store, sockets, keys, queue
+  std::string user;                  // daemons started as root drop to this user
+  std::string log_level = "info";    // debug|info|warn|error
+  bool syslog = false;               // log to syslog instead of stderr
+};
+
+struct TlsConfig {
+  std::string cert_file;  // PEM; empty: <data_dir>/tls/cert.pem (generated for the demo)
+  std::string key_file;
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+};
+
+struct StoreConfig {
+  std::string socket;                   // empty: <data_dir>/stored.sock
+  uint64_t block_cache_mb = 32;
+  uint32_t max_clients = 256;
+  uint64_t max_frame_bytes = 128ull << 20;  // largest request on the local protocol
+};
+
+struct SmtpConfig {
+  std::string listen_mx = "127.0.0.1:2525";
+  std::string listen_submission = "127.0.0.1:5870";   // STARTTLS
+  std::string listen_submissions = "127.0.0.1:4650";  // implicit TLS
+  std::string listen_lmtp;                            // unix:/path or host:port; empty: off
+  uint64_t max_message_size = 50ull << 20;
+  uint32_t max_recipients = 100;
+  uint32_t max_line_length = 4096;
+  uint32_t command_timeout_s = 300;
+  uint32_t data_timeout_s = 600;
+  uint32_t max_sessions_per_ip = 20;
+  uint32_t max_unauth_commands = 20;
+  uint32_t max_auth_failures = 3;
+  bool allow_plain_auth_on_loopback = true;
+  bool vrfy = false;
+};
+
+struct ImapConfig {
+  std::string listen = "127.0.0.1:1430";        // STARTTLS
+  std::string listen_tls = "127.0.0.1:9930";    // implicit TLS
+  uint64_t max_literal = 64ull << 20;
+  uint32_t max_line_length = 65536;
+  uint32_t idle_timeout_s = 1800;
+  bool allow_plain_auth_on_loopback = true;
+};
+
+struct Config {
+  GeneralConfig general;
+  TlsConfig tls;
+  StoreConfig store;
+  SmtpConfig smtp;
+  ImapConfig imap;
+  std::string source;  // the file it was read from; empty for defaults
+
+  std::string store_socket() const;  // store.socket or its default under data_dir
+};
+
+// Reads `path` (empty: defaults only). Errors name the file and line:
+// "mail.toml:12:3: smtp.max_recipients: expected an integer".
+Result<Config> load_config(const std::string& path);
+
+// The file to use when none is given: $MAIL_CONFIG, else ./mail.toml if it
+// exists, else none (defaults).
+std::string default_config_path();
+
+// The effective configuration as TOML; with only_defaults, the defaults.
+std::string render_config(const Config& config);
+
+}  // namespace mail

@@ -1,0 +1,149 @@
+"""Shared fixtures for the integration tests: they run the real executables.
+
+Environment (set by ctest, or by hand):
+  MAIL_BIN_DIR     where the built executables are (default: build/cmd)
+  MAIL_SOURCE_DIR  the source tree
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+SOURCE_DIR = os.environ.get(
+    "MAIL_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN_DIR = os.environ.get("MAIL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "cmd"))
+
+
+def binary(name):
+    """Path of a built executable; skips the test when it is not built."""
+    path = os.path.join(BIN_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} is not built in {BIN_DIR}")
+    return path
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def unix_socket_open(path):
+    if not os.path.exists(path):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            s.connect(path)
+            return True
+    except OSError:
+        return False
+
+
+class Daemon:
+    """A real process started for a test; stopped (SIGTERM, then SIGKILL) at teardown."""
+
+    def __init__(self, argv, env=None, log_path=None):
+        self.argv = argv
+        self.log_path = log_path
+        self.log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log,
+                                     env=env or os.environ.copy(), start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout=10):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log not in (None, subprocess.DEVNULL):
+            self.log.close()
+        return self.proc.returncode
+
+    def log_text(self):
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+@pytest.fixture
+def datadir(tmp_path):
+    """An empty data directory for one test."""
+    d = tmp_path / "data"
+    d.mkdir()
+    return str(d)
+
+
+@pytest.fixture
+def run():
+    """run(name, *args, input=None, env=None) -> CompletedProcess of a built executable."""
+    def _run(name, *args, input=None, env=None, timeout=60):
+        if isinstance(input, str):
+            input = input.encode()
+        return subprocess.run([binary(name), *map(str, args)], input=input,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, timeout=timeout)
+    return _run
+
+
+@pytest.fixture
+def daemons():
+    """Starts daemons for a test and stops them all afterwards: daemons.start(argv, log=path)."""
+    started = []
+
+    class _Daemons:
+        def start(self, argv, env=None, log=None):
+            d = Daemon(argv, env=env, log_path=log)
+            started.append(d)
+            return d
+
+    yield _Daemons()
+    for d in reversed(started):
+        d.stop()
+
+
+@pytest.fixture
+def stored(datadir, daemons, tmp_path):
+    """A running mail-stored on `datadir`; yields the Daemon (socket: datadir/stored.sock)."""
+    d = daemons.start([binary("mail-stored"), "--data-dir", datadir],
+                      log=str(tmp_path / "stored.log"))
+    sock = os.path.join(datadir, "stored.sock")
+    wait_for(lambda: unix_socket_open(sock) or not d.alive(), what="mail-stored socket")
+    assert d.alive(), d.log_text()
+    return d
