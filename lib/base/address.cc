@@ -148,7 +148,9 @@ Result<Address> parse_address(std::string_view text) {
       char c = text[i];
       if (c == '\\') {
         if (i + 1 >= text.size()) break;
-        local.push_back(text[i + 1]);
+        char escaped = text[i + 1];  // RFC 5321 quoted-pairSMTP: %d92 %d32-126
+        if (escaped < 32 || escaped > 126) return error(Code::invalid, "control character in address");
+        local.push_back(escaped);
         i += 2;
         continue;
       }
