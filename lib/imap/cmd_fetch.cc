@@ -1,0 +1,390 @@
+// FETCH and UID FETCH: flags and dates from the message list, ENVELOPE and
+// BODYSTRUCTURE from the stored summary, sections by slicing the raw message.
+#include <algorithm>
+
+#include "imap/session.h"
+#include "imap/util.h"
+#include "mime/summary.h"
+
+namespace mail::imap {
+
+std::vector<size_t> Session::resolve(const SeqSet& set, bool uid) const {
+  std::vector<size_t> out;
+  const auto& msgs = sel_->msgs;
+  if (set.saved) {
+    for (size_t i = 0; i < msgs.size(); ++i)
+      if (std::binary_search(sel_->saved.begin(), sel_->saved.end(), msgs[i].uid)) out.push_back(i);
+    return out;
+  }
+  if (msgs.empty()) return out;
+  uint32_t max = uid ? msgs.back().uid : static_cast<uint32_t>(msgs.size());
+  for (size_t i = 0; i < msgs.size(); ++i)
+    if (set.contains(uid ? msgs[i].uid : static_cast<uint32_t>(i + 1), max)) out.push_back(i);
+  return out;
+}
+
+namespace {
+
+struct Section {
+  std::vector<uint32_t> path;
+  std::string text;  // "", HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
+  std::vector<std::string> fields;
+  std::string spec;  // as echoed in the response
+};
+
+struct Item {
+  enum Kind { flags, internaldate, size, envelope, bodystructure, body, uid, modseq, emailid, threadid,
+              section, binary, binary_size, rfc822, rfc822_header, rfc822_text, preview };
+  Kind kind = flags;
+  Item() = default;
+  explicit Item(Kind k) : kind(k) {}
+  bool peek = false;
+  Section sec;
+  bool partial = false;
+  uint64_t offset = 0, length = 0;
+};
+
+bool parse_section(Parser& p, Section& s, bool binary) {
+  size_t start = p.pos();
+  std::string spec;
+  while (std::isdigit(static_cast<unsigned char>(p.peek()))) {
+    auto n = p.nz_number();
+    if (!n) return false;
+    s.path.push_back(*n);
+    spec += (spec.empty() ? "" : ".") + std::to_string(*n);
+    if (!p.consume('.')) break;
+    if (!std::isdigit(static_cast<unsigned char>(p.peek()))) {
+      spec += '.';
+      break;
+    }
+  }
+  (void)start;
+  if (binary) {
+    if (!p.consume(']')) return p.fail("bad BINARY section");
+    s.spec = spec;
+    return true;
+  }
+  if (p.peek() != ']') {
+    if (!spec.empty() && spec.back() != '.') return p.fail("bad section");
+    auto a = p.atom();
+    if (!a) return false;
+    s.text = upper(*a);
+    spec += s.text;
+    if (s.text == "HEADER.FIELDS" || s.text == "HEADER.FIELDS.NOT") {
+      if (!p.space() || !p.consume('(')) return p.fail("bad header list");
+      spec += " (";
+      while (!p.consume(')')) {
+        auto f = p.astring();
+        if (!f) return false;
+        if (!s.fields.empty()) spec += ' ';
+        spec += upper(*f);
+        s.fields.push_back(*f);
+        p.space();
+      }
+      if (s.fields.empty()) return p.fail("empty header list");
+      spec += ')';
+    } else if (s.text == "MIME") {
+      if (s.path.empty()) return p.fail("MIME needs a part number");
+    } else if (s.text != "HEADER" && s.text != "TEXT") {
+      return p.fail("bad section text");
+    }
+  } else if (!spec.empty() && spec.back() == '.') {
+    return p.fail("bad section");
+  }
+  if (!p.consume(']')) return p.fail("bad section");
+  s.spec = spec;
+  return true;
+}
+
+bool parse_item(Parser& p, std::vector<Item>& items) {
+  auto a = p.item_name();
+  if (!a) return false;
+  std::string u = upper(*a);
+  auto push = [&](Item::Kind k) {
+    Item it(k);
+    items.push_back(it);
+    return true;
+  };
+  if (u == "ALL" || u == "FAST" || u == "FULL") {
+    push(Item::flags);
+    push(Item::internaldate);
+    push(Item::size);
+    if (u != "FAST") push(Item::envelope);
+    if (u == "FULL") push(Item::body);
+    return true;
+  }
+  if (u == "FLAGS") return push(Item::flags);
+  if (u == "INTERNALDATE") return push(Item::internaldate);
+  if (u == "RFC822.SIZE") return push(Item::size);
+  if (u == "ENVELOPE") return push(Item::envelope);
+  if (u == "BODYSTRUCTURE") return push(Item::bodystructure);
+  if (u == "UID") return push(Item::uid);
+  if (u == "MODSEQ") return push(Item::modseq);
+  if (u == "EMAILID") return push(Item::emailid);
+  if (u == "THREADID") return push(Item::threadid);
+  if (u == "RFC822") return push(Item::rfc822);
+  if (u == "RFC822.HEADER") return push(Item::rfc822_header);
+  if (u == "RFC822.TEXT") return push(Item::rfc822_text);
+  if (u == "PREVIEW") {
+    if (p.space()) {  // PREVIEW (LAZY)
+      return p.fail("PREVIEW modifiers are not supported");
+    }
+    return push(Item::preview);
+  }
+  if (u == "BODY" && p.peek() != '[') return push(Item::body);
+  Item it(Item::section);
+  if (u == "BODY" || u == "BODY.PEEK") {
+    it.peek = u == "BODY.PEEK";
+  } else if (u == "BINARY" || u == "BINARY.PEEK") {
+    it.kind = Item::binary;
+    it.peek = u == "BINARY.PEEK";
+  } else if (u == "BINARY.SIZE") {
+    it.kind = Item::binary_size;
+    it.peek = true;
+  } else {
+    return p.fail("unknown FETCH item " + *a);
+  }
+  if (!p.consume('[')) return p.fail("missing section");
+  if (!parse_section(p, it.sec, it.kind != Item::section)) return false;
+  if (p.consume('<')) {
+    if (it.kind == Item::binary_size) return p.fail("no partial for BINARY.SIZE");
+    auto o = p.number();
+    if (!o || !p.consume('.')) return p.fail("bad partial");
+    auto l = p.nz_number();
+    if (!l || !p.consume('>')) return p.fail("bad partial");
+    it.partial = true;
+    it.offset = *o;
+    it.length = *l;
+  }
+  items.push_back(std::move(it));
+  return true;
+}
+
+void append_literal(std::string& out, std::string_view data, bool binary = false) {
+  bool has_nul = data.find('\0') != std::string_view::npos;
+  out += (binary && has_nul) ? "~{" : "{";
+  out += std::to_string(data.size()) + "}\r\n";
+  out.append(data);
+}
+
+}  // namespace
+
+void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, bool uid) {
+  std::optional<SeqSet> set;
+  auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
+  if (!p.space() || !(set = p.sequence_set()) || !p.space()) return bad("FETCH needs a set and items");
+  std::vector<Item> items;
+  if (p.consume('(')) {
+    while (!p.consume(')')) {
+      if (!parse_item(p, items)) return bad(p.error());
+      if (!p.space() && p.peek() != ')') return bad("bad FETCH item list");
+    }
+  } else if (!parse_item(p, items)) {
+    return bad(p.error());
+  }
+  uint64_t changed_since = 0;
+  bool has_changed_since = false;
+  if (p.space()) {
+    if (!p.consume('(') || !p.consume_ci("CHANGEDSINCE") || !p.space()) return bad("bad FETCH modifier");
+    auto n = p.number();
+    if (!n || !p.consume(')')) return bad("bad CHANGEDSINCE");
+    changed_since = *n;
+    has_changed_since = true;
+    condstore_ = true;
+  }
+  if (!p.at_end()) return bad("trailing characters");
+  if (items.empty()) return bad("no FETCH items");
+  if (uid && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::uid; }))
+    items.insert(items.begin(), Item(Item::uid));
+  if (has_changed_since && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
+    items.push_back(Item(Item::modseq));
+  bool need_meta = false, need_content = false, sets_seen = false;
+  for (const auto& it : items) {
+    if (it.kind == Item::envelope || it.kind == Item::bodystructure || it.kind == Item::body ||
+        it.kind == Item::preview || it.kind == Item::section || it.kind == Item::binary ||
+        it.kind == Item::binary_size)
+      need_meta = true;
+    if (it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size ||
+        it.kind == Item::rfc822 || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text)
+      need_content = true;
+    if ((it.kind == Item::section || it.kind == Item::binary) && !it.peek) sets_seen = true;
+    if (it.kind == Item::rfc822 || it.kind == Item::rfc822_text) sets_seen = true;
+  }
+  if (!uid && set->saved == false)
+    for (const auto& r : set->ranges)
+      if ((r.lo && r.lo > sel_->msgs.size()) || (r.hi && r.hi > sel_->msgs.size())) {
+        if (sel_->msgs.empty() || true) {
+          out += tag + " BAD invalid message sequence number\r\n";
+          return;
+        }
+      }
+  std::vector<size_t> idx = resolve(*set, uid);
+  if (has_changed_since)
+    idx.erase(std::remove_if(idx.begin(), idx.end(), [&](size_t i) { return sel_->msgs[i].modseq <= changed_since; }),
+              idx.end());
+  // Mark \Seen first, so the FLAGS we send are the new ones.
+  std::vector<bool> seen_changed(sel_->msgs.size(), false);
+  if (sets_seen && !sel_->read_only) {
+    std::vector<store::Uid> uids;
+    for (size_t i : idx)
+      if (!(sel_->msgs[i].flags & store::flag::seen)) uids.push_back(sel_->msgs[i].uid);
+    if (!uids.empty()) {
+      store::FlagsUpdateReq req;
+      req.mailbox = sel_->info.id;
+      req.uids = uids;
+      req.mode = store::FlagMode::add;
+      req.flags = store::flag::seen;
+      auto r = env_.store->flags_update(req);
+      if (r) {
+        for (const auto& e : r->updated)
+          for (size_t i : idx)
+            if (sel_->msgs[i].uid == e.uid) {
+              sel_->msgs[i] = e;
+              seen_changed[i] = true;
+            }
+      }
+    }
+  }
+  std::vector<std::optional<mime::Summary>> metas(idx.size());
+  if (need_meta && !idx.empty()) {
+    store::ContentMetaReq req;
+    for (size_t i : idx) req.ids.push_back(sel_->msgs[i].content);
+    auto r = env_.store->content_meta(req);
+    if (r) {
+      for (size_t k = 0; k < idx.size() && k < r->metas.size(); ++k) {
+        auto s = mime::decode_summary(r->metas[k].summary);
+        if (s) metas[k] = std::move(*s);
+      }
+    }
+  }
+  std::string fail_text;
+  for (size_t k = 0; k < idx.size(); ++k) {
+    const auto& m = sel_->msgs[idx[k]];
+    std::string raw;
+    if (need_content) {
+      auto c = env_.store->content_get({m.content});
+      if (!c) continue;  // expunged meanwhile
+      raw = std::move(c->bytes);
+    }
+    if (need_meta && !metas[k]) metas[k] = mime::parse(raw);  // summary missing: parse now
+    const mime::Summary* sum = metas[k] ? &*metas[k] : nullptr;
+    std::string line = "* " + std::to_string(idx[k] + 1) + " FETCH (";
+    bool first = true;
+    bool flags_done = false;
+    auto sep = [&] {
+      if (!first) line += ' ';
+      first = false;
+    };
+    for (const auto& it : items) {
+      sep();
+      switch (it.kind) {
+        case Item::flags:
+          line += "FLAGS " + flags_string(m);
+          flags_done = true;
+          break;
+        case Item::internaldate: line += "INTERNALDATE \"" + format_internal_date(m.internal_date) + "\""; break;
+        case Item::size: line += "RFC822.SIZE " + std::to_string(m.size); break;
+        case Item::envelope: line += "ENVELOPE " + (sum ? sum->envelope : std::string("NIL")); break;
+        case Item::bodystructure: line += "BODYSTRUCTURE " + (sum ? sum->bodystructure : std::string("NIL")); break;
+        case Item::body: line += "BODY " + (sum ? sum->body : std::string("NIL")); break;
+        case Item::uid: line += "UID " + std::to_string(m.uid); break;
+        case Item::modseq: line += "MODSEQ (" + std::to_string(m.modseq) + ")"; break;
+        case Item::emailid: line += "EMAILID (M" + std::to_string(m.content) + ")"; break;
+        case Item::threadid:
+          line += m.thread ? "THREADID (T" + std::to_string(m.thread) + ")" : std::string("THREADID NIL");
+          break;
+        case Item::preview:
+          line += "PREVIEW ";
+          mime::append_imap_string(line, sum ? sum->preview : std::string());
+          break;
+        case Item::rfc822:
+          line += "RFC822 ";
+          append_literal(line, raw);
+          break;
+        case Item::rfc822_header:
+          line += "RFC822.HEADER ";
+          append_literal(line, std::string_view(raw).substr(0, sum ? sum->root.body_begin : raw.size()));
+          break;
+        case Item::rfc822_text:
+          line += "RFC822.TEXT ";
+          append_literal(line, std::string_view(raw).substr(std::min<size_t>(sum ? sum->root.body_begin : 0, raw.size())));
+          break;
+        case Item::section:
+        case Item::binary:
+        case Item::binary_size: {
+          std::string_view rv = raw;
+          const mime::Part* part = sum ? mime::find_part(sum->root, it.sec.path) : nullptr;
+          std::string data;
+          bool found = part != nullptr;
+          if (found) {
+            auto slice = [&](uint64_t b, uint64_t e) {
+              b = std::min<uint64_t>(b, rv.size());
+              e = std::min<uint64_t>(std::max(b, e), rv.size());
+              return std::string(rv.substr(b, e - b));
+            };
+            const mime::Part* msg = part;  // the message whose HEADER/TEXT is meant
+            if (!it.sec.path.empty() && part->is_message() && !part->children.empty()) msg = &part->children[0];
+            const std::string& t = it.sec.text;
+            if (it.kind != Item::section) {
+              if (it.sec.path.empty()) data = std::string(rv);
+              else data = slice(part->body_begin, part->body_end);
+            } else if (t.empty()) {
+              data = it.sec.path.empty() ? std::string(rv) : slice(part->body_begin, part->body_end);
+            } else if (t == "MIME") {
+              data = slice(part->header_begin, part->body_begin);
+            } else if (!it.sec.path.empty() && !part->is_message()) {
+              found = false;
+            } else if (t == "HEADER") {
+              data = slice(msg->header_begin, msg->body_begin);
+            } else if (t == "TEXT") {
+              data = slice(msg->body_begin, msg->body_end);
+            } else {
+              data = mime::header_fields(slice(msg->header_begin, msg->body_begin), it.sec.fields,
+                                         t == "HEADER.FIELDS.NOT");
+            }
+            if (found && it.kind != Item::section) {
+              if (part->is_multipart() || part->is_message()) {
+                if (it.sec.path.empty() || part->is_multipart()) {
+                  fail_text = "NO [UNKNOWN-CTE] BINARY of a multipart";
+                }
+              } else {
+                auto d = mime::decode_transfer(part->encoding, data);
+                if (!d) {
+                  fail_text = "NO [UNKNOWN-CTE] " + d.status().message();
+                  found = false;
+                } else {
+                  data = std::move(*d);
+                }
+              }
+            }
+          }
+          std::string name = it.kind == Item::section ? "BODY[" : it.kind == Item::binary ? "BINARY[" : "BINARY.SIZE[";
+          line += name + it.sec.spec + "]";
+          if (it.kind == Item::binary_size) {
+            line += " " + std::to_string(found ? data.size() : 0);
+            break;
+          }
+          if (it.partial) {
+            line += "<" + std::to_string(it.offset) + ">";
+            data = it.offset >= data.size() ? std::string() : data.substr(it.offset, it.length);
+          }
+          line += ' ';
+          if (!found) line += it.kind == Item::section ? "\"\"" : "NIL";
+          else append_literal(line, data, it.kind == Item::binary);
+          break;
+        }
+      }
+    }
+    if (seen_changed[idx[k]] && !flags_done) line += " FLAGS " + flags_string(m);
+    if (condstore_ && seen_changed[idx[k]] &&
+        std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
+      line += " MODSEQ (" + std::to_string(m.modseq) + ")";
+    line += ")\r\n";
+    out += line;
+  }
+  sync(out, uid);
+  if (!fail_text.empty()) out += tag + " " + fail_text + "\r\n";
+  else out += tag + " OK FETCH completed\r\n";
+}
+
+}  // namespace mail::imap

@@ -1,0 +1,364 @@
+// SEARCH and UID SEARCH (RFC 9051 keys), with ESEARCH RETURN options and SEARCHRES.
+#include <algorithm>
+#include <memory>
+
+#include "imap/session.h"
+#include "imap/util.h"
+#include "mime/summary.h"
+
+namespace mail::imap {
+namespace {
+
+struct Key {
+  std::string name;  // upper case
+  std::string arg, arg2;
+  uint64_t num = 0;
+  SeqSet set;
+  std::vector<std::unique_ptr<Key>> kids;  // AND list, NOT (1), OR (2)
+};
+
+bool parse_key(Parser& p, Key& k, int depth);
+
+bool parse_keys(Parser& p, std::vector<std::unique_ptr<Key>>& out, int depth, bool in_paren) {
+  while (true) {
+    auto k = std::make_unique<Key>();
+    if (!parse_key(p, *k, depth)) return false;
+    out.push_back(std::move(k));
+    if (in_paren && p.peek() == ')') return true;
+    if (!in_paren && p.at_end()) return true;
+    if (!p.space()) return p.fail("expected a space between search keys");
+  }
+}
+
+bool parse_key(Parser& p, Key& k, int depth) {
+  if (depth > 30) return p.fail("search nesting too deep");
+  if (p.consume('(')) {
+    k.name = "AND";
+    if (!parse_keys(p, k.kids, depth + 1, true)) return false;
+    return p.consume(')') || p.fail("missing )");
+  }
+  char c = p.peek();
+  if (std::isdigit(static_cast<unsigned char>(c)) || c == '*' || c == '$') {
+    auto s = p.sequence_set();
+    if (!s) return false;
+    k.name = "SEQ";
+    k.set = *s;
+    return true;
+  }
+  auto a = p.atom();
+  if (!a) return false;
+  k.name = upper(*a);
+  const std::string& n = k.name;
+  static const char* noarg[] = {"ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
+                                "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"};
+  for (const char* x : noarg)
+    if (n == x) return true;
+  static const char* strarg[] = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "EMAILID", "THREADID"};
+  for (const char* x : strarg)
+    if (n == x) {
+      if (!p.space()) return p.fail("missing argument");
+      auto s = p.astring();
+      if (!s) return false;
+      k.arg = *s;
+      return true;
+    }
+  static const char* datearg[] = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"};
+  for (const char* x : datearg)
+    if (n == x) {
+      if (!p.space()) return p.fail("missing date");
+      auto s = p.astring();
+      if (!s) return false;
+      auto t = parse_search_date(*s);
+      if (!t) return p.fail("invalid date");
+      k.num = static_cast<uint64_t>(*t);
+      return true;
+    }
+  if (n == "KEYWORD" || n == "UNKEYWORD") {
+    if (!p.space()) return p.fail("missing keyword");
+    auto f = p.flag();
+    if (!f) return false;
+    k.arg = *f;
+    return true;
+  }
+  if (n == "LARGER" || n == "SMALLER") {
+    if (!p.space()) return p.fail("missing number");
+    auto v = p.number();
+    if (!v) return false;
+    k.num = *v;
+    return true;
+  }
+  if (n == "HEADER") {
+    if (!p.space()) return p.fail("missing header name");
+    auto f = p.astring();
+    if (!f || !p.space()) return p.fail("missing header value");
+    auto v = p.astring();
+    if (!v) return false;
+    k.arg = *f;
+    k.arg2 = *v;
+    return true;
+  }
+  if (n == "UID") {
+    if (!p.space()) return p.fail("missing UID set");
+    auto s = p.sequence_set();
+    if (!s) return false;
+    k.set = *s;
+    return true;
+  }
+  if (n == "NOT") {
+    if (!p.space()) return p.fail("missing key");
+    k.kids.push_back(std::make_unique<Key>());
+    return parse_key(p, *k.kids[0], depth + 1);
+  }
+  if (n == "OR") {
+    for (int i = 0; i < 2; ++i) {
+      if (!p.space()) return p.fail("missing key");
+      k.kids.push_back(std::make_unique<Key>());
+      if (!parse_key(p, *k.kids.back(), depth + 1)) return false;
+    }
+    return true;
+  }
+  if (n == "MODSEQ") {
+    if (!p.space()) return p.fail("missing modseq");
+    if (p.peek() == '"') {  // entry-name entry-type
+      if (!p.string() || !p.space() || !p.atom() || !p.space()) return p.fail("bad MODSEQ");
+    }
+    auto v = p.number();
+    if (!v) return false;
+    k.num = *v;
+    return true;
+  }
+  return p.fail("unknown search key " + *a);
+}
+
+bool icontains(std::string_view hay, std::string_view needle) {
+  if (needle.empty()) return true;
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
+  return it != hay.end();
+}
+
+struct Ctx {
+  store::Store* store;
+  const store::MessageEntry* m;
+  uint32_t msn, max_msn, max_uid;
+  const std::vector<store::Uid>* saved;
+  std::optional<std::string> raw;
+  std::optional<mime::Summary> sum;
+  bool uses_modseq = false;
+  const std::string& content() {
+    if (!raw) {
+      auto c = store->content_get({m->content});
+      raw = c ? std::move(c->bytes) : std::string();
+    }
+    return *raw;
+  }
+  const mime::Summary& summary() {
+    if (!sum) sum = mime::parse(content());
+    return *sum;
+  }
+  std::string_view header() {
+    const auto& s = summary();
+    return std::string_view(content()).substr(0, std::min<size_t>(s.root.body_begin, content().size()));
+  }
+};
+
+bool header_match(Ctx& c, const std::string& field, const std::string& value) {
+  auto vals = mime::header_values(c.header(), field);
+  for (const auto& v : vals)
+    if (icontains(v, value) || icontains(mime::decode_header_text(v), value)) return true;
+  return false;
+}
+
+bool eval(const Key& k, Ctx& c) {
+  const auto& m = *c.m;
+  const std::string& n = k.name;
+  auto has = [&](uint32_t f) { return (m.flags & f) != 0; };
+  if (n == "AND") {
+    for (const auto& kid : k.kids)
+      if (!eval(*kid, c)) return false;
+    return true;
+  }
+  if (n == "NOT") return !eval(*k.kids[0], c);
+  if (n == "OR") return eval(*k.kids[0], c) || eval(*k.kids[1], c);
+  if (n == "SEQ") {
+    if (k.set.saved) return std::binary_search(c.saved->begin(), c.saved->end(), m.uid);
+    return k.set.contains(c.msn, c.max_msn);
+  }
+  if (n == "UID") {
+    if (k.set.saved) return std::binary_search(c.saved->begin(), c.saved->end(), m.uid);
+    return k.set.contains(m.uid, c.max_uid);
+  }
+  if (n == "ALL") return true;
+  if (n == "ANSWERED") return has(store::flag::answered);
+  if (n == "DELETED") return has(store::flag::deleted);
+  if (n == "DRAFT") return has(store::flag::draft);
+  if (n == "FLAGGED") return has(store::flag::flagged);
+  if (n == "SEEN") return has(store::flag::seen);
+  if (n == "UNANSWERED") return !has(store::flag::answered);
+  if (n == "UNDELETED") return !has(store::flag::deleted);
+  if (n == "UNDRAFT") return !has(store::flag::draft);
+  if (n == "UNFLAGGED") return !has(store::flag::flagged);
+  if (n == "UNSEEN") return !has(store::flag::seen);
+  if (n == "NEW" || n == "RECENT") return false;  // no \Recent
+  if (n == "OLD") return true;
+  if (n == "KEYWORD" || n == "UNKEYWORD") {
+    bool found = std::any_of(m.keywords.begin(), m.keywords.end(), [&](const std::string& kw) {
+      return upper(kw) == upper(k.arg);
+    });
+    uint32_t bit;
+    if (flag_bit(k.arg, &bit) && bit) found = has(bit);
+    return n == "KEYWORD" ? found : !found;
+  }
+  if (n == "LARGER") return m.size > k.num;
+  if (n == "SMALLER") return m.size < k.num;
+  int64_t day = static_cast<int64_t>(k.num);
+  int64_t idate = m.internal_date;
+  if (n == "BEFORE") return idate < day;
+  if (n == "ON") return idate >= day && idate < day + 86400;
+  if (n == "SINCE") return idate >= day;
+  if (n == "SENTBEFORE" || n == "SENTON" || n == "SENTSINCE") {
+    int64_t d = c.summary().date;
+    if (d == 0) d = idate;
+    // compare by the day of the Date header in UTC
+    int64_t dd = d - ((d % 86400) + 86400) % 86400;
+    if (n == "SENTBEFORE") return dd < day;
+    if (n == "SENTON") return dd == day;
+    return dd >= day;
+  }
+  if (n == "FROM" || n == "TO" || n == "CC" || n == "BCC" || n == "SUBJECT")
+    return header_match(c, n, k.arg);
+  if (n == "HEADER") {
+    if (k.arg2.empty()) return !mime::header_values(c.header(), k.arg).empty();
+    return header_match(c, k.arg, k.arg2);
+  }
+  if (n == "BODY" || n == "TEXT") {
+    const auto& raw = c.content();
+    const auto& s = c.summary();
+    std::string_view body = std::string_view(raw).substr(std::min<size_t>(s.root.body_begin, raw.size()));
+    if (n == "TEXT" && header_match(c, "", "")) {}
+    if (icontains(n == "TEXT" ? std::string_view(raw) : body, k.arg)) return true;
+    // decoded text parts (base64 / quoted-printable)
+    std::vector<const mime::Part*> stack{&s.root};
+    while (!stack.empty()) {
+      const mime::Part* p = stack.back();
+      stack.pop_back();
+      for (const auto& ch : p->children) stack.push_back(&ch);
+      if (p->type == "text" && !p->encoding.empty() && p->encoding != "7bit" && p->encoding != "8bit") {
+        auto d = mime::decode_transfer(p->encoding, std::string_view(raw).substr(p->body_begin, p->body_end - p->body_begin));
+        if (d && icontains(*d, k.arg)) return true;
+      }
+    }
+    if (n == "TEXT") {
+      for (const auto& f : {"From", "To", "Cc", "Subject"})
+        if (header_match(c, f, k.arg)) return true;
+    }
+    return false;
+  }
+  if (n == "MODSEQ") {
+    c.uses_modseq = true;
+    return m.modseq >= k.num;
+  }
+  if (n == "EMAILID") return k.arg == "M" + std::to_string(m.content);
+  if (n == "THREADID") return m.thread && k.arg == "T" + std::to_string(m.thread);
+  return false;
+}
+
+bool uses_modseq(const Key& k) {
+  if (k.name == "MODSEQ") return true;
+  return std::any_of(k.kids.begin(), k.kids.end(), [](const auto& kid) { return uses_modseq(*kid); });
+}
+
+}  // namespace
+
+void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid) {
+  auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
+  if (!p.space()) return bad("SEARCH needs keys");
+  bool esearch = false, r_min = false, r_max = false, r_all = false, r_count = false, r_save = false;
+  if (p.consume_ci("RETURN ")) {
+    esearch = true;
+    if (!p.consume('(')) return bad("bad RETURN options");
+    while (!p.consume(')')) {
+      auto a = p.atom();
+      if (!a) return bad("bad RETURN options");
+      std::string u = upper(*a);
+      if (u == "MIN") r_min = true;
+      else if (u == "MAX") r_max = true;
+      else if (u == "ALL") r_all = true;
+      else if (u == "COUNT") r_count = true;
+      else if (u == "SAVE") r_save = true;
+      else return bad("unknown RETURN option " + *a);
+      p.space();
+    }
+    if (!r_min && !r_max && !r_count && !r_save) r_all = true;
+    if (!r_min && !r_max && !r_count && !r_all && r_save) {}
+    if (!p.space()) return bad("SEARCH needs keys");
+  }
+  if (p.consume_ci("CHARSET ")) {
+    auto cs = p.astring();
+    if (!cs) return bad("bad CHARSET");
+    std::string u = upper(*cs);
+    if (u != "UTF-8" && u != "US-ASCII") {
+      out += tag + " NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n";
+      return;
+    }
+    if (!p.space()) return bad("SEARCH needs keys");
+  }
+  Key root;
+  root.name = "AND";
+  if (!parse_keys(p, root.kids, 0, false)) return bad(p.error());
+  if (!p.at_end()) return bad("trailing characters");
+  bool modseq = uses_modseq(root);
+  if (modseq) condstore_ = true;
+  std::vector<store::Uid> hits_uid;
+  std::vector<uint32_t> hits;
+  uint64_t max_modseq = 0;
+  uint32_t max_uid = sel_->msgs.empty() ? 0 : sel_->msgs.back().uid;
+  for (size_t i = 0; i < sel_->msgs.size(); ++i) {
+    Ctx c{env_.store, &sel_->msgs[i], static_cast<uint32_t>(i + 1), static_cast<uint32_t>(sel_->msgs.size()),
+          max_uid, &sel_->saved, std::nullopt, std::nullopt};
+    if (eval(root, c)) {
+      hits.push_back(uid ? sel_->msgs[i].uid : static_cast<uint32_t>(i + 1));
+      hits_uid.push_back(sel_->msgs[i].uid);
+      max_modseq = std::max(max_modseq, sel_->msgs[i].modseq);
+    }
+  }
+  if (r_save) {
+    if (r_min || r_max) {
+      std::vector<store::Uid> s;
+      if (!hits_uid.empty()) {
+        if (r_min) s.push_back(hits_uid.front());
+        if (r_max) s.push_back(hits_uid.back());
+      }
+      sel_->saved = s;
+    } else {
+      sel_->saved = hits_uid;
+    }
+    std::sort(sel_->saved.begin(), sel_->saved.end());
+  }
+  if (esearch || rev2_) {
+    if (!esearch) r_all = true;
+    std::string line = "* ESEARCH (TAG ";
+    mime::append_imap_string(line, tag);
+    line += ")";
+    if (uid) line += " UID";
+    if (!hits.empty()) {
+      if (r_min) line += " MIN " + std::to_string(hits.front());
+      if (r_max) line += " MAX " + std::to_string(hits.back());
+      if (r_all) line += " ALL " + uid_set_string(std::vector<store::Uid>(hits.begin(), hits.end()));
+    }
+    if (r_count) line += " COUNT " + std::to_string(hits.size());
+    if (modseq && !hits.empty()) line += " MODSEQ " + std::to_string(max_modseq);
+    if (!(r_save && !r_min && !r_max && !r_count && !r_all)) out += line + "\r\n";
+    else if (!esearch) out += line + "\r\n";
+  } else {
+    out += "* SEARCH";
+    for (auto h : hits) out += " " + std::to_string(h);
+    if (modseq && !hits.empty()) out += " (MODSEQ " + std::to_string(max_modseq) + ")";
+    out += "\r\n";
+  }
+  sync(out, uid);
+  out += tag + " OK SEARCH completed\r\n";
+}
+
+}  // namespace mail::imap

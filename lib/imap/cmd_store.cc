@@ -1,0 +1,243 @@
+// STORE, COPY, MOVE (and UID variants) and APPEND.
+#include <algorithm>
+#include <ctime>
+
+#include "imap/session.h"
+#include "imap/util.h"
+#include "mime/summary.h"
+
+namespace mail::imap {
+
+void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, bool uid) {
+  auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
+  std::optional<SeqSet> set;
+  if (!p.space() || !(set = p.sequence_set()) || !p.space()) return bad("STORE needs a set");
+  uint64_t unchanged_since = 0;
+  bool has_unchanged = false;
+  if (p.consume('(')) {
+    if (!p.consume_ci("UNCHANGEDSINCE") || !p.space()) return bad("bad STORE modifier");
+    auto n = p.number();
+    if (!n || !p.consume(')') || !p.space()) return bad("bad UNCHANGEDSINCE");
+    unchanged_since = *n;
+    has_unchanged = true;
+    condstore_ = true;
+  }
+  store::FlagMode mode = store::FlagMode::set;
+  if (p.consume('+')) mode = store::FlagMode::add;
+  else if (p.consume('-')) mode = store::FlagMode::remove;
+  auto what = p.atom();
+  if (!what) return bad("STORE needs FLAGS");
+  std::string w = upper(*what);
+  bool silent = false;
+  if (w == "FLAGS.SILENT") silent = true;
+  else if (w != "FLAGS") return bad("STORE supports FLAGS only");
+  if (!p.space()) return bad("STORE needs flags");
+  auto flags = p.flag_list();
+  if (!flags || !p.at_end()) return bad(p.ok() ? "trailing characters" : p.error());
+  if (sel_->read_only) {
+    out += tag + " NO [READ-ONLY] mailbox is read-only\r\n";
+    return;
+  }
+  store::FlagsUpdateReq req;
+  req.mailbox = sel_->info.id;
+  req.mode = mode;
+  req.unchanged_since = has_unchanged ? std::max<uint64_t>(unchanged_since, 0) : 0;
+  for (const auto& f : *flags) {
+    uint32_t bit;
+    if (!flag_bit(f, &bit)) {
+      if (upper(f) == "\\RECENT") continue;
+      return bad("cannot store flag " + f);
+    }
+    if (bit) req.flags |= bit;
+    else if (std::find(req.keywords.begin(), req.keywords.end(), f) == req.keywords.end()) req.keywords.push_back(f);
+  }
+  if (!uid)
+    for (const auto& r : set->ranges)
+      if ((r.lo && r.lo > sel_->msgs.size()) || (r.hi && r.hi > sel_->msgs.size()))
+        return bad("invalid message sequence number");
+  std::vector<size_t> idx = resolve(*set, uid);
+  std::vector<store::Uid> modified;
+  if (has_unchanged && unchanged_since == 0) {  // nothing can be unchanged since 0
+    for (size_t i : idx) modified.push_back(sel_->msgs[i].uid);
+    idx.clear();
+  }
+  for (size_t i : idx) req.uids.push_back(sel_->msgs[i].uid);
+  std::vector<bool> touched(sel_->msgs.size(), false);
+  if (!req.uids.empty()) {
+    auto r = env_.store->flags_update(req);
+    if (!r) {
+      out += tag + " " + no_for(r.status()) + "\r\n";
+      return;
+    }
+    for (auto u : r->modified) modified.push_back(u);
+    for (const auto& e : r->updated) {
+      for (size_t i : idx)
+        if (sel_->msgs[i].uid == e.uid) {
+          sel_->msgs[i] = e;
+          touched[i] = true;
+        }
+    }
+  }
+  for (size_t i : idx) {
+    bool mod = std::find(modified.begin(), modified.end(), sel_->msgs[i].uid) != modified.end();
+    if (mod) continue;
+    if (silent && !(condstore_ && touched[i])) continue;
+    if (silent) {
+      out += "* " + std::to_string(i + 1) + " FETCH (" + (uid ? "UID " + std::to_string(sel_->msgs[i].uid) + " " : "") +
+             "MODSEQ (" + std::to_string(sel_->msgs[i].modseq) + "))\r\n";
+      continue;
+    }
+    fetch_flags_line(out, i, uid);
+  }
+  sync(out, uid);
+  if (!modified.empty()) {
+    std::string s;
+    if (uid) {
+      s = uid_set_string(modified);
+    } else {
+      std::vector<store::Uid> msns;
+      for (size_t i = 0; i < sel_->msgs.size(); ++i)
+        if (std::find(modified.begin(), modified.end(), sel_->msgs[i].uid) != modified.end())
+          msns.push_back(static_cast<store::Uid>(i + 1));
+      s = uid_set_string(msns);
+    }
+    out += tag + " OK [MODIFIED " + s + "] conditional STORE failed for some messages\r\n";
+    return;
+  }
+  out += tag + " OK STORE completed\r\n";
+}
+
+void Session::cmd_copy(const std::string& tag, Parser& p, std::string& out, bool uid, bool move) {
+  std::optional<SeqSet> set;
+  std::optional<std::string> dest;
+  if (!p.space() || !(set = p.sequence_set()) || !p.space() || !(dest = p.astring()) || !p.at_end()) {
+    out += tag + " BAD needs a set and a mailbox\r\n";
+    return;
+  }
+  if (!uid)
+    for (const auto& r : set->ranges)
+      if ((r.lo && r.lo > sel_->msgs.size()) || (r.hi && r.hi > sel_->msgs.size())) {
+        out += tag + " BAD invalid message sequence number\r\n";
+        return;
+      }
+  if (move && sel_->read_only) {
+    out += tag + " NO [READ-ONLY] mailbox is read-only\r\n";
+    return;
+  }
+  auto to = env_.store->mailbox_get({account_.id, mailbox_from_imap(*dest)});
+  if (!to) {
+    out += tag + (to.code() == Code::not_found ? std::string(" NO [TRYCREATE] no such mailbox\r\n")
+                                               : " " + no_for(to.status()) + "\r\n");
+    return;
+  }
+  std::vector<size_t> idx = resolve(*set, uid);
+  if (idx.empty()) {
+    sync(out, uid);
+    out += tag + " OK nothing to " + (move ? "move" : "copy") + "\r\n";
+    return;
+  }
+  store::CopyReq req;
+  req.from = sel_->info.id;
+  req.to = to->id;
+  req.move = move;
+  for (size_t i : idx) req.uids.push_back(sel_->msgs[i].uid);
+  auto r = env_.store->copy(req);
+  if (!r) {
+    out += tag + " " + no_for(r.status()) + "\r\n";
+    return;
+  }
+  std::string copyuid = "COPYUID " + std::to_string(r->uidvalidity) + " " + uid_set_string(r->source_uids) + " " +
+                        uid_set_string(r->dest_uids);
+  if (r->source_uids.empty()) copyuid.clear();
+  if (move) {
+    if (!copyuid.empty()) out += "* OK [" + copyuid + "] moved\r\n";
+    sync(out, true);
+    out += tag + " OK MOVE completed\r\n";
+  } else {
+    sync(out, uid);
+    out += tag + " OK " + (copyuid.empty() ? "" : "[" + copyuid + "] ") + "COPY completed\r\n";
+  }
+}
+
+void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
+  auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
+  std::optional<std::string> name;
+  if (!p.space() || !(name = p.astring()) || !p.space()) return bad("APPEND needs a mailbox and a message");
+  auto mb = env_.store->mailbox_get({account_.id, mailbox_from_imap(*name)});
+  std::vector<std::string> uids;
+  uint32_t uidvalidity = 0;
+  bool first = true;
+  while (first || p.space()) {
+    first = false;
+    std::vector<std::string> flags;
+    if (p.peek() == '(') {
+      auto f = p.flag_list();
+      if (!f || !p.space()) return bad(p.ok() ? "bad APPEND flags" : p.error());
+      flags = *f;
+    }
+    int64_t date = time(nullptr);
+    if (p.peek() == '"') {
+      auto d = p.string();
+      if (!d) return bad(p.error());
+      auto t = parse_internal_date(*d);
+      if (!t) return bad("invalid date-time");
+      date = *t;
+      if (!p.space()) return bad("APPEND needs a message");
+    }
+    std::optional<std::string> msg;
+    if (p.consume_ci("UTF8")) {  // UTF8 (~{n}) from UTF8=ACCEPT
+      if (!p.space() || !p.consume('(')) return bad("bad UTF8 APPEND");
+      msg = p.literal();
+      if (!msg || !p.consume(')')) return bad("bad UTF8 APPEND");
+    } else {
+      msg = p.literal();
+    }
+    if (!msg) return bad(p.error());
+    if (!mb) {
+      out += tag + (mb.code() == Code::not_found ? std::string(" NO [TRYCREATE] no such mailbox\r\n")
+                                                 : " " + no_for(mb.status()) + "\r\n");
+      return;
+    }
+    if (msg->empty()) {
+      out += tag + " NO empty message\r\n";
+      return;
+    }
+    store::DeliveryTarget target;
+    target.account = account_.id;
+    target.mailbox = mb->id;
+    for (const auto& f : flags) {
+      uint32_t bit;
+      if (!flag_bit(f, &bit)) {
+        if (upper(f) == "\\RECENT") continue;
+        return bad("invalid flag " + f);
+      }
+      if (bit) target.flags |= bit;
+      else target.keywords.push_back(f);
+    }
+    store::DeliverReq req;
+    req.summary = mime::summarize(*msg);
+    req.content = std::move(*msg);
+    req.internal_date = date;
+    req.targets.push_back(std::move(target));
+    auto r = env_.store->deliver(req);
+    if (!r) {
+      out += tag + " " + no_for(r.status()) + "\r\n";
+      return;
+    }
+    if (r->results.empty() || r->results[0].code != Code::ok) {
+      Status st = r->results.empty() ? Status(Code::internal, "no delivery result")
+                                     : Status(r->results[0].code, r->results[0].message);
+      out += tag + " " + no_for(st) + "\r\n";
+      return;
+    }
+    uidvalidity = r->results[0].uidvalidity;
+    uids.push_back(std::to_string(r->results[0].uid));
+  }
+  if (!p.at_end()) return bad("trailing characters after APPEND");
+  if (sel_) sync(out, true);
+  std::string set;
+  for (const auto& u : uids) set += (set.empty() ? "" : ",") + u;
+  out += tag + " OK [APPENDUID " + std::to_string(uidvalidity) + " " + set + "] APPEND completed\r\n";
+}
+
+}  // namespace mail::imap

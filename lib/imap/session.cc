@@ -1,0 +1,483 @@
+// Session core: dispatch by state, the sequence-number map and its updates,
+// and the any-state / authentication commands.
+#include "imap/session.h"
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <thread>
+
+#include "base/log.h"
+#include "imap/util.h"
+#include "mime/summary.h"
+
+namespace mail::imap {
+
+bool AuthCache::check(const std::string& key) {
+  std::lock_guard lock(mu_);
+  return keys_.count(key) > 0;
+}
+void AuthCache::remember(const std::string& key) {
+  std::lock_guard lock(mu_);
+  if (keys_.size() > 10000) keys_.clear();
+  keys_.insert(key);
+}
+
+unsigned AuthThrottle::failure(const std::string& ip) {
+  std::lock_guard lock(mu_);
+  unsigned n = ++failures_[ip];
+  if (failures_.size() > 100000) failures_.clear();
+  return std::min(n, 5u);
+}
+void AuthThrottle::success(const std::string& ip) {
+  std::lock_guard lock(mu_);
+  failures_.erase(ip);
+}
+
+Session::Session(SessionEnv env) : env_(std::move(env)) {}
+Session::~Session() = default;
+
+std::string Session::capabilities() const {
+  std::string c = "IMAP4rev1 IMAP4rev2";
+  if (state_ == State::not_authenticated) {
+    bool plain_ok = env_.tls || (env_.loopback && env_.config->allow_plain_auth_on_loopback);
+    if (plain_ok) c += " AUTH=PLAIN SASL-IR";
+    else c += " LOGINDISABLED";
+  }
+  c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
+       " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID";
+  return c;
+}
+
+std::string Session::greeting() { return "* OK [CAPABILITY " + capabilities() + "] mail-imapd ready\r\n"; }
+
+void Session::handle(std::string_view command, std::string& out) {
+  Parser p(command);
+  auto tag = p.tag();
+  if (!tag) {
+    out += "* BAD missing tag\r\n";
+    return;
+  }
+  if (!p.space()) {
+    out += *tag + " BAD missing command\r\n";
+    return;
+  }
+  auto name = p.atom();
+  if (!name) {
+    out += *tag + " BAD missing command\r\n";
+    return;
+  }
+  std::string cmd = upper(*name);
+  bool uid = false;
+  if (cmd == "UID") {
+    if (!p.space() || !(name = p.atom())) {
+      out += *tag + " BAD UID needs a command\r\n";
+      return;
+    }
+    cmd = upper(*name);
+    uid = true;
+    if (cmd != "FETCH" && cmd != "SEARCH" && cmd != "STORE" && cmd != "COPY" && cmd != "MOVE" &&
+        cmd != "EXPUNGE") {
+      out += *tag + " BAD unknown UID command\r\n";
+      return;
+    }
+  }
+  dispatch(*tag, cmd, p, out, uid);
+}
+
+void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, std::string& out, bool uid) {
+  auto need = [&](bool ok, const char* what) {
+    if (!ok) out += tag + " BAD " + what + "\r\n";
+    return ok;
+  };
+  // any state
+  if (c == "CAPABILITY") return cmd_capability(tag, p, out);
+  if (c == "NOOP" || c == "CHECK") {
+    if (c == "CHECK" && !need(state_ == State::selected, "no mailbox selected")) return;
+    if (sel_) sync(out, true);
+    out += tag + " OK " + c + " completed\r\n";
+    return;
+  }
+  if (c == "LOGOUT") {
+    out += "* BYE logging out\r\n" + tag + " OK LOGOUT completed\r\n";
+    state_ = State::logout;
+    return;
+  }
+  if (c == "ID") return cmd_id(tag, p, out);
+  if (state_ == State::not_authenticated) {
+    if (c == "LOGIN") return cmd_login(tag, p, out);
+    if (c == "AUTHENTICATE") return cmd_authenticate(tag, p, out);
+    if (c == "STARTTLS") {
+      out += tag + " BAD STARTTLS is not available on this listener\r\n";
+      return;
+    }
+    out += tag + " BAD " + (is_known_command(c) ? "log in first" : "unknown command") + "\r\n";
+    return;
+  }
+  if (c == "LOGIN" || c == "AUTHENTICATE") {
+    out += tag + " BAD already authenticated\r\n";
+    return;
+  }
+  if (c == "ENABLE") return cmd_enable(tag, p, out);
+  if (c == "NAMESPACE") return cmd_namespace(tag, p, out);
+  if (c == "SELECT" || c == "EXAMINE") return cmd_select(tag, p, out, c == "EXAMINE");
+  if (c == "CREATE") return cmd_create(tag, p, out);
+  if (c == "DELETE") return cmd_delete(tag, p, out);
+  if (c == "RENAME") return cmd_rename(tag, p, out);
+  if (c == "SUBSCRIBE" || c == "UNSUBSCRIBE") return cmd_subscribe(tag, p, out, c == "SUBSCRIBE");
+  if (c == "LIST" || c == "LSUB") return cmd_list(tag, p, out, c == "LSUB");
+  if (c == "STATUS") return cmd_status(tag, p, out);
+  if (c == "APPEND") return cmd_append(tag, p, out);
+  if (c == "IDLE") return cmd_idle(tag, p, out);
+  if (state_ != State::selected) {
+    out += tag + " BAD " + (is_known_command(c) ? "no mailbox selected" : "unknown command") + "\r\n";
+    return;
+  }
+  if (c == "CLOSE" || c == "UNSELECT") return cmd_close(tag, p, out, c == "CLOSE");
+  if (c == "EXPUNGE") return cmd_expunge(tag, p, out, uid);
+  if (c == "SEARCH") return cmd_search(tag, p, out, uid);
+  if (c == "FETCH") return cmd_fetch(tag, p, out, uid);
+  if (c == "STORE") return cmd_store(tag, p, out, uid);
+  if (c == "COPY" || c == "MOVE") return cmd_copy(tag, p, out, uid, c == "MOVE");
+  out += tag + " BAD unknown command\r\n";
+}
+
+// ---- the sequence map ---------------------------------------------------------------
+
+std::string Session::flags_string(const store::MessageEntry& m) const {
+  std::string f = "(";
+  auto add = [&](const char* s) {
+    if (f.size() > 1) f += ' ';
+    f += s;
+  };
+  if (m.flags & store::flag::seen) add("\\Seen");
+  if (m.flags & store::flag::answered) add("\\Answered");
+  if (m.flags & store::flag::flagged) add("\\Flagged");
+  if (m.flags & store::flag::deleted) add("\\Deleted");
+  if (m.flags & store::flag::draft) add("\\Draft");
+  for (const auto& k : m.keywords) add(k.c_str());
+  f += ')';
+  return f;
+}
+
+void Session::fetch_flags_line(std::string& out, size_t index, bool with_uid) const {
+  const auto& m = sel_->msgs[index];
+  out += "* " + std::to_string(index + 1) + " FETCH (";
+  if (with_uid) out += "UID " + std::to_string(m.uid) + " ";
+  out += "FLAGS " + flags_string(m);
+  if (condstore_) out += " MODSEQ (" + std::to_string(m.modseq) + ")";
+  out += ")\r\n";
+}
+
+void Session::sync(std::string& out, bool allow_expunge) {
+  if (!sel_) return;
+  auto r = env_.store->message_list({sel_->info.id, 1, 0});
+  if (!r) {
+    if (r.code() == Code::not_found) {
+      out += "* BYE the selected mailbox was deleted\r\n";
+      state_ = State::logout;
+    }
+    return;
+  }
+  auto& now = r->messages;
+  auto& old = sel_->msgs;
+  std::vector<store::MessageEntry> merged;
+  merged.reserve(now.size());
+  std::vector<store::Uid> vanished;
+  std::vector<size_t> changed;  // indexes in merged
+  size_t j = 0;
+  size_t msn_shift = 0;  // expunges reported so far
+  std::string expunges;
+  for (size_t i = 0; i < old.size(); ++i) {
+    while (j < now.size() && now[j].uid < old[i].uid) ++j;  // cannot happen (new uids are larger)
+    if (j < now.size() && now[j].uid == old[i].uid) {
+      if (now[j].flags != old[i].flags || now[j].keywords != old[i].keywords ||
+          (condstore_ && now[j].modseq != old[i].modseq))
+        changed.push_back(merged.size());
+      merged.push_back(now[j]);
+      ++j;
+    } else if (allow_expunge) {
+      if (qresync_) vanished.push_back(old[i].uid);
+      else expunges += "* " + std::to_string(i + 1 - msn_shift) + " EXPUNGE\r\n";
+      ++msn_shift;
+    } else {
+      merged.push_back(old[i]);  // still visible until an expunge may be reported
+    }
+  }
+  size_t before_new = merged.size();
+  store::Uid last = old.empty() ? 0 : old.back().uid;
+  for (; j < now.size(); ++j)
+    if (now[j].uid > last) merged.push_back(now[j]);
+  out += expunges;
+  if (!vanished.empty()) out += "* VANISHED " + uid_set_string(vanished) + "\r\n";
+  old = std::move(merged);
+  if (old.size() != before_new || !expunges.empty() || !vanished.empty() || old.size() != before_new)
+    if (old.size() > before_new) out += "* " + std::to_string(old.size()) + " EXISTS\r\n";
+  for (size_t k : changed) fetch_flags_line(out, k, true);
+  sel_->info = r->mailbox;
+}
+
+void Session::on_wake(std::string& out) {
+  if (idling_ && sel_) sync(out, true);
+}
+
+// ---- any state -----------------------------------------------------------------------
+
+void Session::cmd_capability(const std::string& tag, Parser& p, std::string& out) {
+  if (!p.at_end()) {
+    out += tag + " BAD CAPABILITY takes no arguments\r\n";
+    return;
+  }
+  out += "* CAPABILITY " + capabilities() + "\r\n" + tag + " OK CAPABILITY completed\r\n";
+}
+
+void Session::cmd_id(const std::string& tag, Parser& p, std::string& out) {
+  if (!p.space() || !p.skip_value() || !p.at_end()) {
+    out += tag + " BAD ID expects a parameter list or NIL\r\n";
+    return;
+  }
+  out += "* ID (\"name\" \"mail-imapd\" \"version\" \"0.1\")\r\n" + tag + " OK ID completed\r\n";
+}
+
+void Session::cmd_namespace(const std::string& tag, Parser& p, std::string& out) {
+  out += "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n" + tag + " OK NAMESPACE completed\r\n";
+}
+
+void Session::cmd_enable(const std::string& tag, Parser& p, std::string& out) {
+  std::string enabled;
+  if (!p.space()) {
+    out += tag + " BAD ENABLE needs capabilities\r\n";
+    return;
+  }
+  do {
+    auto a = p.atom();
+    if (!a) {
+      out += tag + " BAD " + p.error() + "\r\n";
+      return;
+    }
+    std::string u = upper(*a);
+    if (u == "IMAP4REV2" && !rev2_) {
+      rev2_ = true;
+      enabled += " IMAP4rev2";
+    } else if (u == "CONDSTORE" && !condstore_) {
+      condstore_ = true;
+      enabled += " CONDSTORE";
+    } else if (u == "UTF8=ACCEPT" && !utf8_) {
+      utf8_ = true;
+      enabled += " UTF8=ACCEPT";
+    }
+  } while (p.space());
+  out += "* ENABLED" + enabled + "\r\n" + tag + " OK ENABLE completed\r\n";
+}
+
+void Session::cmd_idle(const std::string& tag, Parser& p, std::string& out) {
+  if (!p.at_end()) {
+    out += tag + " BAD IDLE takes no arguments\r\n";
+    return;
+  }
+  idling_ = true;
+  idle_tag_ = tag;
+  out += "+ idling\r\n";
+  if (sel_) sync(out, true);
+}
+
+// ---- authentication ---------------------------------------------------------------------
+
+namespace {
+std::string base64_decode(std::string_view in, bool* ok) {
+  std::string out(in.size(), '\0');
+  size_t len = 0;
+  *ok = sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(),
+                          nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) == 0;
+  out.resize(len);
+  return out;
+}
+
+std::string cache_key(const std::string& user, const std::string& pass, const std::string& hash) {
+  unsigned char md[32];
+  unsigned int n = 0;
+  std::string in = user + '\0' + pass + '\0' + hash;
+  EVP_Digest(in.data(), in.size(), md, &n, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), n);
+}
+}  // namespace
+
+bool Session::finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
+                          std::string& out) {
+  auto fail = [&](const char* why) {
+    unsigned delay = env_.throttle ? env_.throttle->failure(env_.peer_ip) : 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * delay));
+    out += tag + " NO [AUTHENTICATIONFAILED] " + why + "\r\n";
+    return false;
+  };
+  auto r = env_.store->account_auth({user});
+  if (!r) {
+    if (r.code() == Code::unavailable || r.code() == Code::temporary) {
+      out += tag + " NO [UNAVAILABLE] the mail store is not available\r\n";
+      return false;
+    }
+    return fail("invalid credentials");
+  }
+  if (r->account.disabled) return fail("invalid credentials");
+  const std::string& hash = r->credentials.password_hash;
+  std::string key = cache_key(user, pass, hash);
+  bool good = env_.auth_cache && env_.auth_cache->check(key);
+  if (!good) {
+    good = !hash.empty() && crypto_pwhash_str_verify(hash.c_str(), pass.data(), pass.size()) == 0;
+    if (good && env_.auth_cache) env_.auth_cache->remember(key);
+  }
+  if (!good) return fail("invalid credentials");
+  if (env_.throttle) env_.throttle->success(env_.peer_ip);
+  account_ = r->account;
+  state_ = State::authenticated;
+  if (env_.wake) {
+    auto wake = env_.wake;
+    auto sub = env_.store->subscribe(account_.id, [wake](const std::vector<store::ChangeEvent>&) { wake(); });
+    if (sub) subscription_ = std::move(*sub);
+  }
+  out += tag + " OK [CAPABILITY " + capabilities() + "] logged in\r\n";
+  return true;
+}
+
+void Session::cmd_login(const std::string& tag, Parser& p, std::string& out) {
+  std::optional<std::string> user, pass;
+  if (!p.space() || !(user = p.astring()) || !p.space() || !(pass = p.astring()) || !p.at_end()) {
+    out += tag + " BAD LOGIN expects user and password\r\n";
+    return;
+  }
+  if (!env_.tls && !(env_.loopback && env_.config->allow_plain_auth_on_loopback)) {
+    out += tag + " NO [PRIVACYREQUIRED] plaintext login needs TLS\r\n";
+    return;
+  }
+  finish_auth(tag, *user, *pass, out);
+}
+
+void Session::cmd_authenticate(const std::string& tag, Parser& p, std::string& out) {
+  std::optional<std::string> mech;
+  if (!p.space() || !(mech = p.atom())) {
+    out += tag + " BAD AUTHENTICATE needs a mechanism\r\n";
+    return;
+  }
+  if (upper(*mech) != "PLAIN") {
+    out += tag + " NO unsupported mechanism\r\n";
+    return;
+  }
+  if (!env_.tls && !(env_.loopback && env_.config->allow_plain_auth_on_loopback)) {
+    out += tag + " NO [PRIVACYREQUIRED] plaintext authentication needs TLS\r\n";
+    return;
+  }
+  if (p.space()) {  // SASL-IR: the initial response takes the continuation path
+    std::string ir(p.rest());
+    auth_pending_ = true;
+    auth_tag_ = tag;
+    handle_continuation(ir, out);
+    return;
+  }
+  auth_pending_ = true;
+  auth_tag_ = tag;
+  out += "+ \r\n";
+}
+
+void Session::handle_continuation(std::string_view line, std::string& out) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (idling_) {
+    idling_ = false;
+    if (upper(line) == "DONE") out += idle_tag_ + " OK IDLE terminated\r\n";
+    else out += idle_tag_ + " BAD expected DONE\r\n";
+    return;
+  }
+  std::string tag = std::move(auth_tag_);
+  auth_tag_.clear();
+  auth_pending_ = false;
+  if (line == "*") {
+    out += tag + " BAD authentication cancelled\r\n";
+    return;
+  }
+  bool ok = false;
+  std::string data = line == "=" ? std::string() : base64_decode(line, &ok);
+  if (line != "=" && !ok) {
+    out += tag + " BAD invalid base64\r\n";
+    return;
+  }
+  // authzid \0 authcid \0 password
+  size_t a = data.find('\0');
+  size_t b = a == std::string::npos ? a : data.find('\0', a + 1);
+  if (b == std::string::npos) {
+    out += tag + " BAD malformed PLAIN response\r\n";
+    return;
+  }
+  std::string authz = data.substr(0, a), user = data.substr(a + 1, b - a - 1), pass = data.substr(b + 1);
+  if (!authz.empty() && authz != user) {
+    out += tag + " NO [AUTHORIZATIONFAILED] cannot act as another user\r\n";
+    return;
+  }
+  finish_auth(tag, user, pass, out);
+}
+
+// ---- dates ---------------------------------------------------------------------------------
+
+static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+std::string format_internal_date(int64_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d +0000", tm.tm_mday, kMonths[tm.tm_mon],
+           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+static int month_index(std::string_view m) {
+  for (int i = 0; i < 12; ++i)
+    if (m.size() == 3 && strncasecmp(m.data(), kMonths[i], 3) == 0) return i;
+  return -1;
+}
+
+std::optional<int64_t> parse_search_date(std::string_view s) {
+  int d = 0, y = 0;
+  char mon[4] = {0};
+  std::string str(s);
+  int n = 0;
+  if (sscanf(str.c_str(), "%2d-%3c-%4d%n", &d, mon, &y, &n) != 3 || n != static_cast<int>(str.size()))
+    return std::nullopt;
+  int m = month_index(mon);
+  if (m < 0 || d < 1 || d > 31 || y < 1900) return std::nullopt;
+  struct tm tm{};
+  tm.tm_mday = d;
+  tm.tm_mon = m;
+  tm.tm_year = y - 1900;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+std::optional<int64_t> parse_internal_date(std::string_view s) {
+  std::string str(s);
+  int d = 0, y = 0, hh = 0, mm = 0, ss = 0;
+  char mon[4] = {0}, sign = 0;
+  int zone = 0, n = 0;
+  const char* c = str.c_str();
+  if (*c == ' ') ++c;
+  if (sscanf(c, "%2d-%3c-%4d %2d:%2d:%2d %c%4d%n", &d, mon, &y, &hh, &mm, &ss, &sign, &zone, &n) != 8 ||
+      c[n] != '\0')
+    return std::nullopt;
+  int m = month_index(mon);
+  if (m < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || (sign != '+' && sign != '-'))
+    return std::nullopt;
+  struct tm tm{};
+  tm.tm_mday = d;
+  tm.tm_mon = m;
+  tm.tm_year = y - 1900;
+  tm.tm_hour = hh;
+  tm.tm_min = mm;
+  tm.tm_sec = ss;
+  int64_t t = timegm(&tm);
+  int offset = (zone / 100) * 3600 + (zone % 100) * 60;
+  return sign == '+' ? t - offset : t + offset;
+}
+
+}  // namespace mail::imap

@@ -1,0 +1,148 @@
+// One IMAP connection's protocol state: authentication, the selected mailbox
+// and its message-sequence-number map. Pure protocol logic over a Store; the
+// server (server.h) does the socket I/O and hands it complete commands.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "imap/parser.h"
+#include "store/store.h"
+
+namespace mail::imap {
+
+// Verified (user, password-hash) pairs, so repeat logins skip the slow KDF.
+// Keyed by a hash of user, password and the stored hash: a changed password or
+// hash never matches an old entry.
+class AuthCache {
+ public:
+  bool check(const std::string& key);
+  void remember(const std::string& key);
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> keys_;
+};
+
+// Failed-login throttle per client address.
+class AuthThrottle {
+ public:
+  // Seconds to wait before answering a failure from `ip`.
+  unsigned failure(const std::string& ip);
+  void success(const std::string& ip);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, unsigned> failures_;
+};
+
+struct SessionEnv {
+  store::Store* store = nullptr;
+  const ImapConfig* config = nullptr;
+  AuthCache* auth_cache = nullptr;
+  AuthThrottle* throttle = nullptr;
+  std::string peer_ip;
+  bool loopback = false;
+  bool tls = false;
+  // Called (from a store thread) when the account changed: the server wakes the session.
+  std::function<void()> wake;
+};
+
+enum class State { not_authenticated, authenticated, selected, logout };
+
+class Session {
+ public:
+  explicit Session(SessionEnv env);
+  ~Session();
+
+  std::string greeting();
+  // Handles one complete command (line plus inline literals, ending in CRLF);
+  // appends the responses to `out`.
+  void handle(std::string_view command, std::string& out);
+  // A continuation line while one is expected (IDLE's DONE, AUTHENTICATE data).
+  bool wants_continuation() const { return idling_ || auth_pending_; }
+  void handle_continuation(std::string_view line, std::string& out);
+  // The store changed: during IDLE, send the updates.
+  void on_wake(std::string& out);
+  State state() const { return state_; }
+  bool idling() const { return idling_; }
+
+ private:
+  friend struct Cmd;
+  struct Selected {
+    store::MailboxInfo info;
+    std::vector<store::MessageEntry> msgs;  // index + 1 is the sequence number
+    bool read_only = false;
+    std::vector<store::Uid> saved;  // SEARCHRES
+  };
+
+  void dispatch(const std::string& tag, const std::string& name, Parser& p, std::string& out, bool uid);
+  // Brings the sequence map up to date with the store, writing EXISTS, EXPUNGE
+  // and FETCH FLAGS updates. Expunges only when the command allows it.
+  void sync(std::string& out, bool allow_expunge);
+
+  // commands
+  void cmd_capability(const std::string& tag, Parser& p, std::string& out);
+  void cmd_login(const std::string& tag, Parser& p, std::string& out);
+  void cmd_authenticate(const std::string& tag, Parser& p, std::string& out);
+  void cmd_enable(const std::string& tag, Parser& p, std::string& out);
+  void cmd_id(const std::string& tag, Parser& p, std::string& out);
+  void cmd_namespace(const std::string& tag, Parser& p, std::string& out);
+  void cmd_select(const std::string& tag, Parser& p, std::string& out, bool examine);
+  void cmd_create(const std::string& tag, Parser& p, std::string& out);
+  void cmd_delete(const std::string& tag, Parser& p, std::string& out);
+  void cmd_rename(const std::string& tag, Parser& p, std::string& out);
+  void cmd_subscribe(const std::string& tag, Parser& p, std::string& out, bool on);
+  void cmd_list(const std::string& tag, Parser& p, std::string& out, bool lsub);
+  void cmd_status(const std::string& tag, Parser& p, std::string& out);
+  void cmd_append(const std::string& tag, Parser& p, std::string& out);
+  void cmd_close(const std::string& tag, Parser& p, std::string& out, bool expunge);
+  void cmd_expunge(const std::string& tag, Parser& p, std::string& out, bool uid);
+  void cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid);
+  void cmd_fetch(const std::string& tag, Parser& p, std::string& out, bool uid);
+  void cmd_store(const std::string& tag, Parser& p, std::string& out, bool uid);
+  void cmd_copy(const std::string& tag, Parser& p, std::string& out, bool uid, bool move);
+  void cmd_idle(const std::string& tag, Parser& p, std::string& out);
+
+  bool finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
+                   std::string& out);
+  std::string status_items(const store::MailboxInfo& mb, const std::vector<std::string>& items);
+  std::string capabilities() const;
+  std::string mailbox_from_imap(const std::string& name) const;
+  std::string mailbox_to_imap(const std::string& name) const;
+  // Message indexes (0-based) a set names; `uid` says whether it holds UIDs.
+  std::vector<size_t> resolve(const SeqSet& set, bool uid) const;
+  std::string flags_string(const store::MessageEntry& m) const;
+  void fetch_flags_line(std::string& out, size_t index, bool with_uid) const;
+
+  SessionEnv env_;
+  State state_ = State::not_authenticated;
+  store::AccountInfo account_;
+  std::optional<Selected> sel_;
+  bool rev2_ = false;
+  bool condstore_ = false;
+  bool qresync_ = false;
+  bool utf8_ = false;
+  bool idling_ = false;
+  std::string idle_tag_;
+  bool auth_pending_ = false;
+  std::string auth_tag_;
+  std::unique_ptr<store::Subscription> subscription_;
+};
+
+// "17-Jul-1996 02:44:25 -0700" <-> unix time.
+std::string format_internal_date(int64_t t);
+std::optional<int64_t> parse_internal_date(std::string_view s);
+// "1-Feb-1994" (SEARCH dates): the day's start, UTC.
+std::optional<int64_t> parse_search_date(std::string_view s);
+
+}  // namespace mail::imap

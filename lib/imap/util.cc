@@ -1,0 +1,65 @@
+#include "imap/util.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+namespace mail::imap {
+
+std::string upper(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  return r;
+}
+
+bool is_known_command(const std::string& c) {
+  static const char* known[] = {"SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
+                                "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "CLOSE", "UNSELECT",
+                                "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UID", "IDLE",
+                                "ENABLE", "NAMESPACE", "CHECK"};
+  return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return c == k; });
+}
+
+std::string uid_set_string(std::vector<store::Uid> uids) {
+  std::sort(uids.begin(), uids.end());
+  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  std::string out;
+  for (size_t i = 0; i < uids.size();) {
+    size_t j = i;
+    while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(uids[i]);
+    if (j > i) out += ':' + std::to_string(uids[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+bool flag_bit(const std::string& f, uint32_t* bit) {
+  std::string u = upper(f);
+  *bit = 0;
+  if (u == "\\SEEN") *bit = store::flag::seen;
+  else if (u == "\\ANSWERED") *bit = store::flag::answered;
+  else if (u == "\\FLAGGED") *bit = store::flag::flagged;
+  else if (u == "\\DELETED") *bit = store::flag::deleted;
+  else if (u == "\\DRAFT") *bit = store::flag::draft;
+  else if (!u.empty() && u[0] == '\\') return false;
+  return true;
+}
+
+std::string no_for(const Status& st) {
+  switch (st.code()) {
+    case Code::not_found: return "NO [NONEXISTENT] " + st.message();
+    case Code::exists: return "NO [ALREADYEXISTS] " + st.message();
+    case Code::quota: return "NO [OVERQUOTA] " + st.message();
+    case Code::too_big: return "NO [TOOBIG] " + st.message();
+    case Code::denied: return "NO [NOPERM] " + st.message();
+    case Code::invalid: return "NO [CANNOT] " + st.message();
+    case Code::unavailable:
+    case Code::temporary:
+    case Code::busy: return "NO [UNAVAILABLE] " + st.message();
+    default: return "NO [SERVERBUG] " + st.message();
+  }
+}
+
+}  // namespace mail::imap
