@@ -1,0 +1,445 @@
+// The admin operations table and its handlers.
+#include "admin/admin.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "base/address.h"
+#include "base/password.h"
+
+namespace mail::admin {
+namespace {
+
+using nlohmann::json;
+using store::Store;
+
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
+
+// ---- validation -------------------------------------------------------------------
+
+Result<std::string> domain_arg(std::string_view text) {
+  auto d = canonical_domain(text);
+  if (!d) return error(Code::invalid, "invalid domain '" + std::string(text) + "': " + d.status().message());
+  return d;
+}
+
+Result<Address> address_arg(std::string_view text) {
+  auto a = parse_address(text);
+  if (!a) return error(Code::invalid, "invalid address '" + std::string(text) + "': " + a.status().message());
+  return a;
+}
+
+// "local@domain" or "@domain" (catch-all) in canonical form, and its domain.
+struct Source {
+  std::string text;
+  std::string domain;
+};
+Result<Source> source_arg(std::string_view text) {
+  if (!text.empty() && text.front() == '@') {
+    MAIL_ASSIGN_OR_RETURN(auto d, domain_arg(text.substr(1)));
+    return Source{"@" + d, d};
+  }
+  MAIL_ASSIGN_OR_RETURN(auto a, address_arg(text));
+  return Source{a.str(), a.domain};
+}
+
+Result<std::vector<store::DomainInfo>> domains(Store& s) {
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.domain_list(store::Empty{}));
+  return std::move(resp.domains);
+}
+
+Status require_domain(Store& s, const std::string& domain) {
+  MAIL_ASSIGN_OR_RETURN(auto all, domains(s));
+  for (const auto& d : all)
+    if (d.name == domain) return Status::ok();
+  return error(Code::not_found, "no such domain: " + domain);
+}
+
+// The account, or not_found naming it.
+Result<store::AccountInfo> existing_account(Store& s, const std::string& address) {
+  auto a = s.account_get(store::AccountRef{address});
+  if (!a && a.code() == Code::not_found) return error(Code::not_found, "no such account: " + address);
+  return a;
+}
+
+Result<bool> account_exists(Store& s, const std::string& address) {
+  auto a = s.account_get(store::AccountRef{address});
+  if (a) return true;
+  if (a.code() == Code::not_found) return false;
+  return a.status();
+}
+
+Result<std::optional<store::AliasInfo>> find_alias(Store& s, const Source& src) {
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.alias_list(store::AliasListReq{src.domain}));
+  for (auto& a : resp.aliases)
+    if (a.source == src.text) return std::optional<store::AliasInfo>(std::move(a));
+  return std::optional<store::AliasInfo>();
+}
+
+Result<store::Credentials> credentials(const Args& args) {
+  const std::string& password = args.get("password");
+  if (password.empty()) return error(Code::invalid, "the password is empty");
+  auto prepared = saslprep(password);
+  if (!prepared) return error(Code::invalid, "unusable password: " + prepared.status().message());
+  store::Credentials c;
+  MAIL_ASSIGN_OR_RETURN(c.password_hash, hash_password(password));
+  ScramKeys keys = derive_scram_keys(*prepared);
+  c.scram.salt = std::move(keys.salt);
+  c.scram.iterations = keys.iterations;
+  c.scram.stored_key = std::move(keys.stored_key);
+  c.scram.server_key = std::move(keys.server_key);
+  return c;
+}
+
+// ---- output shapes ----------------------------------------------------------------
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += sep;
+    s += v[i];
+  }
+  return s;
+}
+
+const std::vector<std::string> kDomainColumns = {"domain", "unicode", "accounts", "aliases"};
+std::vector<std::string> domain_row(const store::DomainInfo& d) {
+  return {d.name, display_domain(d.name), std::to_string(d.accounts), std::to_string(d.aliases)};
+}
+json domain_json(const store::DomainInfo& d) {
+  return {{"domain", d.name}, {"unicode", display_domain(d.name)}, {"created", d.created},
+          {"accounts", d.accounts}, {"aliases", d.aliases}};
+}
+
+const std::vector<std::string> kAccountColumns = {"address", "name", "quota", "used", "messages"};
+std::vector<std::string> account_row(const store::AccountInfo& a) {
+  std::string messages = std::to_string(a.used_messages);
+  if (a.quota.max_messages) messages += "/" + std::to_string(a.quota.max_messages);
+  return {a.address, a.display_name, format_size(a.quota.max_bytes), format_size(a.used_bytes, false),
+          messages};
+}
+json account_json(const store::AccountInfo& a) {
+  return {{"address", a.address},
+          {"id", a.id},
+          {"name", a.display_name},
+          {"created", a.created},
+          {"disabled", a.disabled},
+          {"quota", {{"bytes", a.quota.max_bytes}, {"messages", a.quota.max_messages}}},
+          {"used", {{"bytes", a.used_bytes}, {"messages", a.used_messages}}}};
+}
+
+Output account_output(const store::AccountInfo& a) {
+  return {kAccountColumns, {account_row(a)}, dump(account_json(a))};
+}
+
+Output quota_output(const store::AccountInfo& a) {
+  Output out;
+  out.columns = {"address", "bytes_used", "bytes_limit", "messages_used", "messages_limit"};
+  out.rows.push_back({a.address, format_size(a.used_bytes, false), format_size(a.quota.max_bytes),
+                      std::to_string(a.used_messages),
+                      a.quota.max_messages ? std::to_string(a.quota.max_messages) : "unlimited"});
+  out.json = dump({{"address", a.address},
+                   {"bytes", {{"used", a.used_bytes}, {"limit", a.quota.max_bytes}}},
+                   {"messages", {{"used", a.used_messages}, {"limit", a.quota.max_messages}}}});
+  return out;
+}
+
+const std::vector<std::string> kAliasColumns = {"source", "targets"};
+Output alias_output(const store::AliasInfo& a) {
+  return {kAliasColumns, {{a.source, join(a.targets, ", ")}},
+          dump({{"source", a.source}, {"targets", a.targets}})};
+}
+
+Output removed(std::string_view what, const std::string& name) {
+  return {{}, {}, dump({{std::string(what), name}, {"removed", true}})};
+}
+
+// ---- domains ----------------------------------------------------------------------
+
+Result<Output> domain_add(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto name, domain_arg(args.get("DOMAIN")));
+  MAIL_ASSIGN_OR_RETURN(auto all, domains(s));
+  for (const auto& d : all)
+    if (d.name == name) return error(Code::exists, "domain already exists: " + name);
+  MAIL_ASSIGN_OR_RETURN(auto info, s.domain_add(store::DomainAddReq{name}));
+  return Output{kDomainColumns, {domain_row(info)}, dump(domain_json(info))};
+}
+
+Result<Output> domain_remove(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto name, domain_arg(args.get("DOMAIN")));
+  MAIL_TRY(require_domain(s, name));
+  MAIL_ASSIGN_OR_RETURN(auto accounts, s.account_list(store::AccountListReq{name}));
+  if (!accounts.accounts.empty()) {
+    size_t n = accounts.accounts.size();
+    return error(Code::not_empty, "domain " + name + " still has " + std::to_string(n) +
+                                      (n == 1 ? " account" : " accounts") + "; remove them first");
+  }
+  MAIL_TRY(s.domain_remove(store::DomainRemoveReq{name}).status());
+  return removed("domain", name);
+}
+
+Result<Output> domain_list(Store& s, const Args&) {
+  MAIL_ASSIGN_OR_RETURN(auto all, domains(s));
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  Output out{kDomainColumns, {}, {}};
+  json arr = json::array();
+  for (const auto& d : all) {
+    out.rows.push_back(domain_row(d));
+    arr.push_back(domain_json(d));
+  }
+  out.json = dump(arr);
+  return out;
+}
+
+// ---- accounts ---------------------------------------------------------------------
+
+Result<Output> account_add(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto addr, address_arg(args.get("ADDRESS")));
+  const std::string address = addr.str();
+  store::Quota quota;
+  if (args.has("quota")) {
+    MAIL_ASSIGN_OR_RETURN(quota.max_bytes, parse_size(args.get("quota")));
+  }
+  if (args.has("quota-messages")) {
+    MAIL_ASSIGN_OR_RETURN(quota.max_messages, parse_count(args.get("quota-messages")));
+  }
+  MAIL_TRY(require_domain(s, addr.domain));
+  MAIL_ASSIGN_OR_RETURN(bool exists, account_exists(s, address));
+  if (exists) return error(Code::exists, "account already exists: " + address);
+  MAIL_ASSIGN_OR_RETURN(auto alias, find_alias(s, Source{address, addr.domain}));
+  if (alias) return error(Code::exists, "an alias already has the address " + address);
+  MAIL_ASSIGN_OR_RETURN(auto creds, credentials(args));
+  store::AccountAddReq req;
+  req.address = address;
+  req.credentials = std::move(creds);
+  req.quota = quota;
+  req.display_name = args.get("name");
+  MAIL_ASSIGN_OR_RETURN(auto info, s.account_add(req));
+  return account_output(info);
+}
+
+Result<Output> account_remove(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto addr, address_arg(args.get("ADDRESS")));
+  MAIL_ASSIGN_OR_RETURN(auto info, existing_account(s, addr.str()));
+  MAIL_TRY(s.account_remove(store::AccountRef{info.address}).status());
+  return removed("address", info.address);
+}
+
+Result<Output> account_list(Store& s, const Args& args) {
+  std::string domain;
+  if (args.has("DOMAIN")) {
+    MAIL_ASSIGN_OR_RETURN(domain, domain_arg(args.get("DOMAIN")));
+    MAIL_TRY(require_domain(s, domain));
+  }
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.account_list(store::AccountListReq{domain}));
+  auto& all = resp.accounts;
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.address < b.address; });
+  Output out{kAccountColumns, {}, {}};
+  json arr = json::array();
+  for (const auto& a : all) {
+    out.rows.push_back(account_row(a));
+    arr.push_back(account_json(a));
+  }
+  out.json = dump(arr);
+  return out;
+}
+
+Result<Output> account_show(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto addr, address_arg(args.get("ADDRESS")));
+  MAIL_ASSIGN_OR_RETURN(auto info, existing_account(s, addr.str()));
+  return account_output(info);
+}
+
+Result<Output> account_passwd(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto addr, address_arg(args.get("ADDRESS")));
+  MAIL_ASSIGN_OR_RETURN(auto info, existing_account(s, addr.str()));
+  MAIL_ASSIGN_OR_RETURN(auto creds, credentials(args));
+  MAIL_TRY(s.account_password(store::AccountPasswordReq{info.address, std::move(creds)}).status());
+  return Output{{}, {}, dump({{"address", info.address}, {"password_changed", true}})};
+}
+
+// ---- quotas -----------------------------------------------------------------------
+
+Result<Output> quota_set(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto addr, address_arg(args.get("ADDRESS")));
+  MAIL_ASSIGN_OR_RETURN(uint64_t bytes, parse_size(args.get("SIZE")));
+  std::optional<uint64_t> messages;
+  if (args.has("messages")) {
+    MAIL_ASSIGN_OR_RETURN(messages, parse_count(args.get("messages")));
+  }
+  MAIL_ASSIGN_OR_RETURN(auto info, existing_account(s, addr.str()));
+  store::QuotaSetReq req{info.address, info.quota};
+  req.quota.max_bytes = bytes;
+  if (messages) req.quota.max_messages = *messages;
+  MAIL_ASSIGN_OR_RETURN(auto updated, s.quota_set(req));
+  return quota_output(updated);
+}
+
+Result<Output> quota_show(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto addr, address_arg(args.get("ADDRESS")));
+  MAIL_ASSIGN_OR_RETURN(auto info, existing_account(s, addr.str()));
+  return quota_output(info);
+}
+
+// ---- aliases ----------------------------------------------------------------------
+
+Result<std::vector<std::string>> target_args(const std::vector<std::string>& texts) {
+  std::vector<std::string> out;
+  for (const auto& t : texts) {
+    MAIL_ASSIGN_OR_RETURN(auto a, address_arg(t));
+    std::string s = a.str();
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<Output> alias_add(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto src, source_arg(args.get("SOURCE")));
+  MAIL_ASSIGN_OR_RETURN(auto targets, target_args(args.list("TARGET")));
+  if (targets.empty()) return error(Code::invalid, "an alias needs at least one target");
+  for (const auto& t : targets)
+    if (t == src.text) return error(Code::invalid, "alias " + src.text + " cannot point to itself");
+  MAIL_TRY(require_domain(s, src.domain));
+  if (src.text.front() != '@') {
+    MAIL_ASSIGN_OR_RETURN(bool is_account, account_exists(s, src.text));
+    if (is_account) return error(Code::exists, "an account already has the address " + src.text);
+  }
+  MAIL_ASSIGN_OR_RETURN(auto existing, find_alias(s, src));
+  if (existing) {
+    std::vector<std::string> fresh;
+    for (const auto& t : targets)
+      if (std::find(existing->targets.begin(), existing->targets.end(), t) == existing->targets.end())
+        fresh.push_back(t);
+    if (fresh.empty())
+      return error(Code::exists, "alias " + src.text + " already has " +
+                                     (targets.size() == 1 ? "target " : "targets ") + join(targets, ", "));
+    targets = std::move(fresh);
+  }
+  MAIL_ASSIGN_OR_RETURN(auto info, s.alias_add(store::AliasAddReq{src.text, targets}));
+  return alias_output(info);
+}
+
+Result<Output> alias_remove(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto src, source_arg(args.get("SOURCE")));
+  MAIL_ASSIGN_OR_RETURN(auto targets, target_args(args.list("TARGET")));
+  MAIL_ASSIGN_OR_RETURN(auto existing, find_alias(s, src));
+  if (!existing) return error(Code::not_found, "no such alias: " + src.text);
+  for (const auto& t : targets)
+    if (std::find(existing->targets.begin(), existing->targets.end(), t) == existing->targets.end())
+      return error(Code::not_found, "alias " + src.text + " has no target " + t);
+  MAIL_TRY(s.alias_remove(store::AliasRemoveReq{src.text, targets}).status());
+  if (targets.empty() || targets.size() == existing->targets.size()) return removed("source", src.text);
+  std::vector<std::string> left;
+  for (const auto& t : existing->targets)
+    if (std::find(targets.begin(), targets.end(), t) == targets.end()) left.push_back(t);
+  return alias_output(store::AliasInfo{src.text, left});
+}
+
+Result<Output> alias_list(Store& s, const Args& args) {
+  std::string domain;
+  if (args.has("DOMAIN")) {
+    MAIL_ASSIGN_OR_RETURN(domain, domain_arg(args.get("DOMAIN")));
+    MAIL_TRY(require_domain(s, domain));
+  }
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.alias_list(store::AliasListReq{domain}));
+  auto& all = resp.aliases;
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.source < b.source; });
+  Output out{kAliasColumns, {}, {}};
+  json arr = json::array();
+  for (const auto& a : all) {
+    out.rows.push_back({a.source, join(a.targets, ", ")});
+    arr.push_back({{"source", a.source}, {"targets", a.targets}});
+  }
+  out.json = dump(arr);
+  return out;
+}
+
+// ---- the table --------------------------------------------------------------------
+
+ArgSpec positional(std::string name, std::string help, ArgKind kind, bool required = true) {
+  return {std::move(name), std::move(help), kind, true, required, false};
+}
+ArgSpec option(std::string name, std::string help, ArgKind kind) {
+  return {std::move(name), std::move(help), kind, false, false, false};
+}
+ArgSpec password() { return {"password", "the new password", ArgKind::password, false, true, false}; }
+
+const std::vector<Group> kGroups = {
+    {"domain", "Manage the domains this server receives mail for"},
+    {"account", "Manage accounts (mailboxes with a login)"},
+    {"quota", "Show and set account quotas"},
+    {"alias", "Manage aliases, lists and catch-all addresses"},
+};
+
+const std::vector<Operation> kOperations = {
+    {{"domain", "add"}, "Add a domain (internationalised names are stored as A-labels)",
+     {positional("DOMAIN", "domain name", ArgKind::domain)}, domain_add, true},
+    {{"domain", "remove"}, "Remove a domain that has no accounts left",
+     {positional("DOMAIN", "domain name", ArgKind::domain)}, domain_remove, true},
+    {{"domain", "list"}, "List domains with their numbers of accounts and aliases", {}, domain_list, false},
+
+    {{"account", "add"}, "Add an account; its domain must exist",
+     {positional("ADDRESS", "the account's address, local@domain", ArgKind::address),
+      option("name", "display name", ArgKind::text),
+      option("quota", "storage limit (e.g. 500M, 2G; default unlimited)", ArgKind::size),
+      option("quota-messages", "message count limit (default unlimited)", ArgKind::count), password()},
+     account_add, true},
+    {{"account", "remove"}, "Remove an account and all its mail",
+     {positional("ADDRESS", "the account's address", ArgKind::address)}, account_remove, true},
+    {{"account", "list"}, "List accounts, of every domain or of one",
+     {positional("DOMAIN", "only accounts of this domain", ArgKind::domain, false)}, account_list, false},
+    {{"account", "show"}, "Show one account",
+     {positional("ADDRESS", "the account's address", ArgKind::address)}, account_show, false},
+    {{"account", "passwd"}, "Set an account's password",
+     {positional("ADDRESS", "the account's address", ArgKind::address), password()}, account_passwd, true},
+
+    {{"quota", "set"}, "Set an account's storage limit (and optionally its message limit)",
+     {positional("ADDRESS", "the account's address", ArgKind::address),
+      positional("SIZE", "storage limit: bytes, or with K/M/G/T (1024-based); 0 or unlimited", ArgKind::size),
+      option("messages", "message count limit; 0 or unlimited", ArgKind::count)},
+     quota_set, true},
+    {{"quota", "show"}, "Show an account's usage and limits",
+     {positional("ADDRESS", "the account's address", ArgKind::address)}, quota_show, false},
+
+    {{"alias", "add"}, "Add targets to an alias (created if new); @domain is the domain's catch-all",
+     {positional("SOURCE", "local@domain, or @domain for the catch-all", ArgKind::source),
+      {"TARGET", "target addresses, local or remote", ArgKind::address, true, true, true}},
+     alias_add, true},
+    {{"alias", "remove"}, "Remove targets from an alias; without targets, the whole alias",
+     {positional("SOURCE", "local@domain or @domain", ArgKind::source),
+      {"TARGET", "targets to remove", ArgKind::address, true, false, true}},
+     alias_remove, true},
+    {{"alias", "list"}, "List aliases, of every domain or of one",
+     {positional("DOMAIN", "only aliases of this domain", ArgKind::domain, false)}, alias_list, false},
+};
+
+}  // namespace
+
+std::string Operation::name() const { return join(path, " "); }
+
+std::span<const Operation> operations() { return kOperations; }
+std::span<const Group> groups() { return kGroups; }
+
+const Operation* find_operation(std::string_view name) {
+  for (const auto& op : kOperations)
+    if (op.name() == name) return &op;
+  return nullptr;
+}
+
+Result<Output> run(const Operation& op, Store& store, const Args& args) {
+  for (const auto& [name, values] : args.values) {
+    auto spec = std::find_if(op.args.begin(), op.args.end(), [&](const ArgSpec& a) { return a.name == name; });
+    if (spec == op.args.end())
+      return error(Code::invalid, op.name() + ": unknown argument '" + name + "'");
+    if (!spec->multiple && values.size() > 1)
+      return error(Code::invalid, op.name() + ": " + name + " given more than once");
+  }
+  for (const auto& spec : op.args)
+    if (spec.required && !args.has(spec.name))
+      return error(Code::invalid, op.name() + ": missing " + spec.name);
+  return op.handler(store, args);
+}
+
+}  // namespace mail::admin
