@@ -1,0 +1,185 @@
+// mailctl: the admin CLI. The admin commands come from the admin operations
+// table (lib/admin); this file only turns that table into a command line, reads
+// passwords, opens the store and prints the result. See man/mailctl.8.
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <iostream>
+#include <list>
+#include <map>
+
+#include "admin/admin.h"
+#include "base/completion.h"
+#include "base/password_input.h"
+#include "base/status.h"
+#include "config/config.h"
+#include "store/store.h"
+
+#ifndef MAIL_VERSION
+#define MAIL_VERSION "unknown"
+#endif
+
+namespace {
+
+constexpr int kUsage = 64;  // EX_USAGE
+
+int fail(mail::Code code, const std::string& message) {
+  std::cerr << "mailctl: " << message << "\n";
+  return mail::exit_code(code);
+}
+
+int usage(const std::string& message) {
+  std::cerr << "mailctl: " << message << "\n";
+  return kUsage;
+}
+
+// One admin operation bound to its subcommand and the values CLI11 fills in.
+struct Command {
+  const mail::admin::Operation* op = nullptr;
+  CLI::App* app = nullptr;
+  std::map<std::string, std::vector<std::string>> values;
+  mail::PasswordSource password;
+  bool wants_password = false;
+};
+
+std::string metavar(const mail::admin::ArgSpec& arg) {
+  using mail::admin::ArgKind;
+  switch (arg.kind) {
+    case ArgKind::domain: return "DOMAIN";
+    case ArgKind::address: return "ADDRESS";
+    case ArgKind::source: return "SOURCE";
+    case ArgKind::size: return "SIZE";
+    case ArgKind::count: return "COUNT";
+    default: return "TEXT";
+  }
+}
+
+void add_operation(CLI::App& group, Command& cmd) {
+  const auto& op = *cmd.op;
+  cmd.app = group.add_subcommand(op.path.back(), op.help);
+  for (const auto& arg : op.args) {
+    if (arg.kind == mail::admin::ArgKind::password) {
+      cmd.wants_password = true;
+      auto* file = cmd.app->add_option("--password-file", cmd.password.file,
+                                       "read the password from FILE (its first line)")
+                       ->type_name("FILE");
+      cmd.app->add_flag("--password-stdin", cmd.password.from_stdin, "read the password from stdin (its first line)")
+          ->excludes(file);
+      continue;
+    }
+    auto& values = cmd.values[arg.name];
+    CLI::Option* opt = arg.positional ? cmd.app->add_option(arg.name, values, arg.help)
+                                      : cmd.app->add_option("--" + arg.name, values, arg.help);
+    opt->type_name(metavar(arg));
+    if (!arg.multiple) opt->expected(1);
+    if (arg.required) opt->required();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Administer the mail store (domains, accounts, quotas, aliases) and check the configuration.",
+               "mailctl"};
+  app.fallthrough();  // global options may follow the subcommand
+  app.require_subcommand(1);
+
+  std::string config_file;
+  std::string data_dir;
+  std::string format_name = "table";
+  bool offline = false;
+  bool online = false;
+  app.add_option("--config", config_file,
+                 "configuration file (default: $MAIL_CONFIG, else ./mail.toml if present, else built-in defaults)")
+      ->type_name("FILE");
+  app.add_option("--data-dir", data_dir, "data directory; overrides general.data_dir")->type_name("DIR");
+  app.add_option("--format", format_name, "output format (default: table)")
+      ->check(CLI::IsMember({"table", "json"}));
+  auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
+  app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  app.set_version_flag("--version", "mailctl " MAIL_VERSION);
+
+  std::list<Command> commands;
+  for (const auto& group : mail::admin::groups()) {
+    auto* g = app.add_subcommand(group.name, group.help);
+    g->require_subcommand(1);
+    for (const auto& op : mail::admin::operations()) {
+      if (op.path.front() != group.name) continue;
+      commands.emplace_back();
+      commands.back().op = &op;
+      add_operation(*g, commands.back());
+    }
+  }
+
+  auto* config_cmd = app.add_subcommand("config", "Check or print the configuration");
+  config_cmd->require_subcommand(1);
+  std::string check_file;
+  auto* config_check = config_cmd->add_subcommand("check", "Validate a configuration file; errors name the line");
+  config_check->add_option("FILE", check_file, "the file to check (default: as for --config)")->type_name("FILE");
+  bool only_defaults = false;
+  auto* config_show = config_cmd->add_subcommand("show", "Print the effective configuration as TOML");
+  config_show->add_flag("--defaults", only_defaults, "print the built-in defaults instead");
+
+  mail::add_completion_option(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    return usage(e.what());
+  }
+
+  auto format = mail::admin::parse_format(format_name);
+  if (!format) return usage(format.status().message());
+
+  // ---- configuration -------------------------------------------------------------
+  if (config_check->parsed()) {
+    std::string path = !check_file.empty() ? check_file : !config_file.empty() ? config_file : mail::default_config_path();
+    if (path.empty()) {
+      std::cout << "no configuration file: the built-in defaults are used\n";
+      return 0;
+    }
+    auto config = mail::load_config(path);
+    if (!config) return fail(config.code(), config.status().message());
+    std::cout << path << ": ok\n";
+    return 0;
+  }
+  std::string path = !config_file.empty() ? config_file : mail::default_config_path();
+  auto config = mail::load_config(path);
+  if (!config) return fail(config.code(), config.status().message());
+  if (config_show->parsed()) {
+    std::cout << mail::render_config(only_defaults ? mail::Config{} : *config);
+    return 0;
+  }
+
+  // ---- an admin operation --------------------------------------------------------
+  Command* cmd = nullptr;
+  for (auto& c : commands)
+    if (c.app->parsed()) cmd = &c;
+  if (cmd == nullptr) return usage("no command given (see mailctl --help)");
+
+  mail::admin::Args args;
+  for (auto& [name, values] : cmd->values)
+    if (!values.empty()) args.values[name] = values;
+  if (cmd->wants_password) {
+    if (mail::password_needs_terminal(cmd->password))
+      return usage(cmd->op->name() +
+                   ": no password given and stdin is not a terminal: use --password-file FILE or --password-stdin");
+    auto password = mail::read_password(cmd->password);
+    if (!password) return fail(password.code(), password.status().message());
+    args.set("password", std::move(*password));
+  }
+
+  mail::store::StorePaths paths{data_dir.empty() ? config->general.data_dir : data_dir};
+  auto mode = offline ? mail::store::OpenMode::direct
+              : online ? mail::store::OpenMode::daemon
+                       : mail::store::OpenMode::automatic;
+  auto store = mail::store::open_store(paths, mode);
+  if (!store) return fail(store.code(), store.status().message());
+
+  auto out = mail::admin::run(*cmd->op, **store, args);
+  if (!out) return fail(out.code(), out.status().message());
+  std::cout << mail::admin::render(*out, *format) << std::flush;
+  return 0;
+}
