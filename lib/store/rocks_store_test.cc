@@ -1,0 +1,307 @@
+#include "store/rocks_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <thread>
+
+namespace mail::store {
+namespace {
+
+class RocksStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("rocks_store_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void reopen() {
+    store_.reset();
+    auto s = RocksStore::open({dir_.string()});
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    store_ = std::move(s).value();
+  }
+  AccountInfo add_account(const std::string& address, Quota quota = {}) {
+    auto r = store_->account_add({address, {}, quota, ""});
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : AccountInfo{};
+  }
+  MailboxInfo mailbox(AccountId account, const std::string& name) {
+    auto r = store_->mailbox_get({account, name});
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : MailboxInfo{};
+  }
+  DeliverResp deliver(AccountId account, const std::string& content, const std::string& mailbox_name = "") {
+    DeliverReq req;
+    req.content = content;
+    DeliveryTarget t;
+    t.account = account;
+    t.mailbox_name = mailbox_name;
+    req.targets.push_back(t);
+    auto r = store_->deliver(req);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : DeliverResp{};
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<RocksStore> store_;
+};
+
+TEST_F(RocksStoreTest, DomainsAndAccounts) {
+  ASSERT_TRUE(store_->domain_add({"Example.COM"}).is_ok());
+  EXPECT_EQ(store_->domain_add({"example.com"}).code(), Code::exists);
+  ASSERT_TRUE(store_->domain_add({"bücher.example"}).is_ok());
+  auto list = store_->domain_list({});
+  ASSERT_TRUE(list.is_ok());
+  ASSERT_EQ(list->domains.size(), 2u);
+  EXPECT_EQ(list->domains[0].name, "example.com");
+  EXPECT_EQ(list->domains[1].name, "xn--bcher-kva.example");
+
+  EXPECT_EQ(store_->account_add({"joe@nowhere.test", {}, {}, ""}).code(), Code::not_found);
+  EXPECT_EQ(store_->account_add({"not an address", {}, {}, ""}).code(), Code::invalid);
+  auto joe = add_account("Joe@Example.com");
+  EXPECT_EQ(joe.address, "joe@example.com");
+  EXPECT_EQ(store_->account_add({"joe@example.com", {}, {}, ""}).code(), Code::exists);
+  EXPECT_EQ(store_->domain_remove({"example.com"}).code(), Code::not_empty);
+
+  auto boxes = store_->mailbox_list({joe.id});
+  ASSERT_TRUE(boxes.is_ok());
+  EXPECT_EQ(boxes->mailboxes.size(), 6u);
+
+  auto q = store_->quota_set({"joe@example.com", {1000, 5}});
+  ASSERT_TRUE(q.is_ok());
+  EXPECT_EQ(store_->account_get({"joe@example.com"})->quota.max_bytes, 1000u);
+
+  ASSERT_TRUE(store_->account_remove({"joe@example.com"}).is_ok());
+  EXPECT_EQ(store_->account_get({"joe@example.com"}).code(), Code::not_found);
+  EXPECT_EQ(store_->account_remove({"joe@example.com"}).code(), Code::not_found);
+  EXPECT_TRUE(store_->domain_remove({"example.com"}).is_ok());
+  EXPECT_EQ(store_->domain_remove({"example.com"}).code(), Code::not_found);
+}
+
+TEST_F(RocksStoreTest, AliasesAndResolve) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  auto ann = add_account("ann@example.com");
+  EXPECT_EQ(store_->alias_add({"joe@example.com", {"ann@example.com"}}).code(), Code::exists);
+  ASSERT_TRUE(store_->alias_add({"team@example.com", {"joe@example.com", "ann@example.com", "x@remote.test"}}).is_ok());
+  ASSERT_TRUE(store_->alias_add({"@example.com", {"joe@example.com"}}).is_ok());
+  EXPECT_EQ(store_->alias_add({"team@example.com", {"joe@example.com"}}).code(), Code::exists);
+
+  auto r = store_->resolve({"team@example.com"});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, ResolveKind::local);
+  EXPECT_EQ(r->accounts, (std::vector<AccountId>{joe.id, ann.id}));
+  EXPECT_EQ(r->forwards, (std::vector<std::string>{"x@remote.test"}));
+
+  r = store_->resolve({"ann+lists@example.com"});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->accounts, (std::vector<AccountId>{ann.id}));
+  EXPECT_EQ(r->detail, "lists");
+
+  r = store_->resolve({"nobody@example.com"});  // the catch-all
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->accounts, (std::vector<AccountId>{joe.id}));
+
+  r = store_->resolve({"someone@elsewhere.test"});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, ResolveKind::remote_domain);
+
+  ASSERT_TRUE(store_->alias_remove({"@example.com", {}}).is_ok());
+  r = store_->resolve({"nobody@example.com"});
+  EXPECT_EQ(r->kind, ResolveKind::unknown);
+
+  ASSERT_TRUE(store_->alias_remove({"team@example.com", {"x@remote.test"}}).is_ok());
+  auto aliases = store_->alias_list({"example.com"});
+  ASSERT_EQ(aliases->aliases.size(), 1u);
+  EXPECT_EQ(aliases->aliases[0].targets.size(), 2u);
+  EXPECT_EQ(store_->alias_remove({"team@example.com", {"x@remote.test"}}).code(), Code::not_found);
+  EXPECT_EQ(store_->domain_remove({"example.com"}).code(), Code::not_empty);
+}
+
+TEST_F(RocksStoreTest, DeliverListFlagsExpunge) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  auto first = deliver(joe.id, "Subject: one\r\n\r\nbody one\r\n");
+  auto second = deliver(joe.id, "Subject: two\r\n\r\nbody two\r\n");
+  ASSERT_EQ(first.results.size(), 1u);
+  EXPECT_EQ(first.results[0].uid, 1u);
+  EXPECT_EQ(second.results[0].uid, 2u);
+
+  auto inbox = mailbox(joe.id, "inbox");
+  EXPECT_EQ(inbox.messages, 2u);
+  EXPECT_EQ(inbox.unseen, 2u);
+  EXPECT_EQ(inbox.uidnext, 3u);
+
+  auto content = store_->content_get({first.content});
+  ASSERT_TRUE(content.is_ok());
+  EXPECT_EQ(content->bytes, "Subject: one\r\n\r\nbody one\r\n");
+
+  ModSeq before = inbox.highest_modseq;
+  auto upd = store_->flags_update({inbox.id, {1}, FlagMode::add, flag::seen, {"$Label1"}, 0});
+  ASSERT_TRUE(upd.is_ok());
+  ASSERT_EQ(upd->updated.size(), 1u);
+  EXPECT_GT(upd->highest_modseq, before);
+  // CONDSTORE: a stale UNCHANGEDSINCE is refused per message.
+  auto stale = store_->flags_update({inbox.id, {1, 2}, FlagMode::add, flag::flagged, {}, before});
+  ASSERT_TRUE(stale.is_ok());
+  EXPECT_EQ(stale->modified, (std::vector<Uid>{1}));
+  EXPECT_EQ(stale->updated.size(), 1u);
+
+  auto listed = store_->message_list({inbox.id, 1, 0});
+  ASSERT_TRUE(listed.is_ok());
+  ASSERT_EQ(listed->messages.size(), 2u);
+  EXPECT_EQ(listed->messages[0].flags, flag::seen);
+  EXPECT_EQ(listed->messages[0].keywords, (std::vector<std::string>{"$Label1"}));
+  EXPECT_EQ(listed->mailbox.unseen, 1u);
+
+  auto changes = store_->changes({inbox.id, before});
+  ASSERT_TRUE(changes.is_ok());
+  EXPECT_EQ(changes->changed.size(), 2u);
+
+  ModSeq after_flags = changes->highest_modseq;
+  auto exp = store_->expunge({inbox.id, {1, 7}});
+  ASSERT_TRUE(exp.is_ok());
+  EXPECT_EQ(exp->expunged, (std::vector<Uid>{1}));
+  changes = store_->changes({inbox.id, after_flags});
+  EXPECT_EQ(changes->vanished, (std::vector<Uid>{1}));
+  EXPECT_TRUE(changes->changed.empty());
+  // The content had one reference: it is gone with its message.
+  EXPECT_EQ(store_->content_get({first.content}).code(), Code::not_found);
+  EXPECT_EQ(store_->account_get({"joe@example.com"})->used_messages, 1u);
+}
+
+TEST_F(RocksStoreTest, CopyMoveShareContent) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  auto d = deliver(joe.id, "Subject: x\r\n\r\nx\r\n");
+  auto inbox = mailbox(joe.id, "INBOX");
+  auto archive = mailbox(joe.id, "Archive");
+  auto copied = store_->copy({inbox.id, {1}, archive.id, false});
+  ASSERT_TRUE(copied.is_ok());
+  EXPECT_EQ(copied->dest_uids, (std::vector<Uid>{1}));
+  EXPECT_EQ(store_->content_meta({{d.content}})->metas[0].refs, 2u);
+  auto moved = store_->copy({archive.id, {1}, inbox.id, true});
+  ASSERT_TRUE(moved.is_ok());
+  EXPECT_EQ(moved->dest_uids, (std::vector<Uid>{2}));
+  EXPECT_EQ(mailbox(joe.id, "Archive").messages, 0u);
+  EXPECT_EQ(mailbox(joe.id, "INBOX").messages, 2u);
+  EXPECT_EQ(store_->content_meta({{d.content}})->metas[0].refs, 2u);
+  ASSERT_TRUE(store_->expunge({inbox.id, {1, 2}}).is_ok());
+  EXPECT_EQ(store_->content_meta({{d.content}})->metas[0].id, 0u);
+  EXPECT_EQ(store_->stats({})->contents, 0u);
+}
+
+TEST_F(RocksStoreTest, QuotaAndPartialDelivery) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com", {0, 1});
+  auto ann = add_account("ann@example.com");
+  deliver(joe.id, "a");
+  DeliverReq req;
+  req.content = "b";
+  req.targets = {DeliveryTarget{joe.id}, DeliveryTarget{ann.id}, DeliveryTarget{ann.id, 0, "NoSuchBox"}};
+  auto r = store_->deliver(req);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->results[0].code, Code::quota);
+  EXPECT_EQ(r->results[1].code, Code::ok);
+  EXPECT_EQ(r->results[2].code, Code::not_found);
+  EXPECT_EQ(store_->content_meta({{r->content}})->metas[0].refs, 1u);
+}
+
+TEST_F(RocksStoreTest, MailboxHierarchy) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  ASSERT_TRUE(store_->mailbox_create({joe.id, "Work/Projects/2026"}).is_ok());
+  EXPECT_EQ(store_->mailbox_create({joe.id, "Work"}).code(), Code::exists);
+  EXPECT_EQ(store_->mailbox_create({joe.id, "Bad//Name"}).code(), Code::invalid);
+  EXPECT_EQ(store_->mailbox_delete({joe.id, "Work"}).code(), Code::not_empty);
+  ASSERT_TRUE(store_->mailbox_rename({joe.id, "Work", "Old/Work"}).is_ok());
+  EXPECT_TRUE(store_->mailbox_get({joe.id, "Old/Work/Projects/2026"}).is_ok());
+  EXPECT_EQ(store_->mailbox_get({joe.id, "Work/Projects"}).code(), Code::not_found);
+  deliver(joe.id, "m");
+  ASSERT_TRUE(store_->mailbox_rename({joe.id, "INBOX", "Saved"}).is_ok());
+  EXPECT_EQ(mailbox(joe.id, "Saved").messages, 1u);
+  EXPECT_EQ(mailbox(joe.id, "INBOX").messages, 0u);
+  EXPECT_EQ(store_->mailbox_delete({joe.id, "INBOX"}).code(), Code::invalid);
+  ASSERT_TRUE(store_->mailbox_delete({joe.id, "Saved"}).is_ok());
+  EXPECT_EQ(store_->stats({})->messages, 0u);
+}
+
+TEST_F(RocksStoreTest, SecondOpenerIsRefusedAndDataPersists) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto second = RocksStore::open({dir_.string()});
+  ASSERT_FALSE(second.is_ok());
+  EXPECT_EQ(second.code(), Code::busy);
+  EXPECT_NE(second.status().message().find(std::to_string(::getpid())), std::string::npos);
+  reopen();
+  EXPECT_EQ(store_->domain_list({})->domains.size(), 1u);
+}
+
+TEST_F(RocksStoreTest, DataAndQueue) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  ASSERT_TRUE(store_->data_put({{joe.id, "sieve", "main"}, "keep;"}).is_ok());
+  ASSERT_TRUE(store_->data_put({{joe.id, "sieve", "other"}, "discard;"}).is_ok());
+  EXPECT_EQ(store_->data_get({joe.id, "sieve", "main"})->value, "keep;");
+  EXPECT_EQ(store_->data_scan({joe.id, "sieve", "", 0})->items.size(), 2u);
+  ASSERT_TRUE(store_->data_delete({joe.id, "sieve", "main"}).is_ok());
+  EXPECT_FALSE(store_->data_get({joe.id, "sieve", "main"})->found);
+
+  DeliverReq req;
+  req.content = "queued message";
+  QueueEntry q;
+  q.sender = "joe@example.com";
+  q.recipients = {QueueRecipient{"a@remote.test"}, QueueRecipient{"b@remote.test"}};
+  req.queue = q;
+  auto r = store_->deliver(req);
+  ASSERT_TRUE(r.is_ok());
+  auto entry = store_->queue_get({r->queued});
+  ASSERT_TRUE(entry.is_ok());
+  entry->recipients[0].state = RecipientState::delivered;
+  ASSERT_TRUE(store_->queue_update({*entry}).is_ok());
+  EXPECT_EQ(store_->queue_list({})->entries.size(), 1u);
+  entry->recipients[1].state = RecipientState::failed;
+  ASSERT_TRUE(store_->queue_update({*entry}).is_ok());
+  EXPECT_EQ(store_->queue_list({})->entries.size(), 0u);
+  EXPECT_EQ(store_->content_get({r->content}).code(), Code::not_found);
+}
+
+TEST_F(RocksStoreTest, ConcurrentWritersAndSubscription) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t appended = 0;
+  auto sub = store_->subscribe(joe.id, [&](const std::vector<ChangeEvent>& events) {
+    std::lock_guard lock(mu);
+    for (const auto& e : events)
+      if (e.kind == ChangeKind::appended) appended += e.uids.size();
+    cv.notify_all();
+  });
+  ASSERT_TRUE(sub.is_ok());
+  constexpr int kThreads = 8, kEach = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) deliver(joe.id, "thread " + std::to_string(t) + " message " + std::to_string(i));
+    });
+  for (auto& th : threads) th.join();
+  auto inbox = mailbox(joe.id, "INBOX");
+  EXPECT_EQ(inbox.messages, static_cast<uint32_t>(kThreads * kEach));
+  EXPECT_EQ(inbox.uidnext, static_cast<Uid>(kThreads * kEach + 1));
+  std::unique_lock lock(mu);
+  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return appended == kThreads * kEach; }));
+}
+
+}  // namespace
+}  // namespace mail::store
