@@ -71,7 +71,7 @@ void add_operation(CLI::App& group, Command& cmd) {
     auto& values = cmd.values[arg.name];
     CLI::Option* opt = arg.positional ? cmd.app->add_option(arg.name, values, arg.help)
                                       : cmd.app->add_option("--" + arg.name, values, arg.help);
-    opt->type_name(metavar(arg));
+    opt->type_name(arg.positional ? "" : metavar(arg));
     if (!arg.multiple) opt->expected(1);
     if (arg.required) opt->required();
   }
@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
       ->type_name("FILE");
   app.add_option("--data-dir", data_dir, "data directory; overrides general.data_dir")->type_name("DIR");
   app.add_option("--format", format_name, "output format (default: table)")
+      ->type_name("FORMAT")
       ->check(CLI::IsMember({"table", "json"}));
   auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
   app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
@@ -116,7 +117,7 @@ int main(int argc, char** argv) {
   config_cmd->require_subcommand(1);
   std::string check_file;
   auto* config_check = config_cmd->add_subcommand("check", "Validate a configuration file; errors name the line");
-  config_check->add_option("FILE", check_file, "the file to check (default: as for --config)")->type_name("FILE");
+  config_check->add_option("CONFIG", check_file, "the file to check (default: as for --config)")->type_name("FILE");
   bool only_defaults = false;
   auto* config_show = config_cmd->add_subcommand("show", "Print the effective configuration as TOML");
   config_show->add_flag("--defaults", only_defaults, "print the built-in defaults instead");

@@ -44,7 +44,7 @@ ValueHint value_hint(const CLI::Option& opt) {
 
 bool hidden(const CLI::Option* o) { return o->get_group().empty(); }
 
-bool takes_value(const CLI::Option* o) { return o->get_type_size_max() > 0; }
+bool takes_value(const CLI::Option* o) { return o->get_expected_max() > 0; }
 
 std::vector<const CLI::App*> subcommands(const CLI::App& app) {
   return app.get_subcommands([](const CLI::App* a) { return !a->get_name().empty() && !a->get_group().empty(); });
@@ -132,28 +132,34 @@ std::string bash_script(const CLI::App& root) {
   s += "    esac\n";
   s += "  done\n";
 
-  // Option values.
-  s += "  case \"$path:$prev\" in\n";
+  // Option values: one case per option name, qualified by the command path only
+  // where the same name completes differently in different commands.
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> by_name;
   for (const auto& [path, app] : apps) {
     for (const CLI::Option* o : named_options(*app)) {
       if (!takes_value(o)) continue;
       ValueHint hint = value_hint(*o);
-      std::string pattern;
-      for (const auto& n : flag_names(o)) pattern += (pattern.empty() ? "" : "|") + ("'" + path + ":" + n + "'");
-      switch (hint.kind) {
-        case ValueHint::choices:
-          s += "    " + pattern + ") COMPREPLY=($(compgen -W '" + join(hint.words, " ") + "' -- \"$cur\")); return ;;\n";
-          break;
-        case ValueHint::file:
-          s += "    " + pattern + ") COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n";
-          break;
-        case ValueHint::dir:
-          s += "    " + pattern + ") COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n";
-          break;
-        case ValueHint::none:
-          s += "    " + pattern + ") return ;;\n";
-          break;
+      std::string action = "return";
+      if (hint.kind == ValueHint::choices)
+        action = "COMPREPLY=($(compgen -W '" + join(hint.words, " ") + "' -- \"$cur\")); return";
+      else if (hint.kind == ValueHint::file)
+        action = "COMPREPLY=($(compgen -f -- \"$cur\")); return";
+      else if (hint.kind == ValueHint::dir)
+        action = "COMPREPLY=($(compgen -d -- \"$cur\")); return";
+      for (const auto& n : flag_names(o)) {
+        auto it = std::find_if(by_name.begin(), by_name.end(), [&](const auto& e) { return e.first == n; });
+        if (it == by_name.end()) it = by_name.insert(by_name.end(), {n, {}});
+        it->second.emplace_back(path, action);
       }
+    }
+  }
+  s += "  case \"$path:$prev\" in\n";
+  for (const auto& [name, uses] : by_name) {
+    bool same = std::all_of(uses.begin(), uses.end(), [&](const auto& u) { return u.second == uses.front().second; });
+    if (same) {
+      s += "    *':" + name + "') " + uses.front().second + " ;;\n";
+    } else {
+      for (const auto& [path, action] : uses) s += "    '" + path + ":" + name + "') " + action + " ;;\n";
     }
   }
   s += "  esac\n";
@@ -178,7 +184,7 @@ std::string bash_script(const CLI::App& root) {
   s += "    COMPREPLY=($(compgen -W \"$options\" -- \"$cur\"))\n";
   s += "  else\n";
   s += "    COMPREPLY=($(compgen -W \"$commands\" -- \"$cur\"))\n";
-  s += "    [[ -n $files ]] && COMPREPLY+=($(compgen -f -- \"$cur\"))\n";
+  s += "    if [[ -n $files ]]; then COMPREPLY+=($(compgen -f -- \"$cur\")); fi\n";
   s += "  fi\n";
   s += "}\n";
   s += "complete -F " + fn + " " + prog + "\n";
