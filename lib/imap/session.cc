@@ -2,20 +2,38 @@
 // and the any-state / authentication commands.
 #include "imap/session.h"
 
-#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <thread>
 
+#include "base/base64.h"
 #include "base/log.h"
+#include "base/password.h"
 #include "imap/util.h"
 #include "mime/summary.h"
 
 namespace mail::imap {
+
+std::string AuthCache::key(const std::string& user, const std::string& password, const std::string& hash) {
+  // Keyed with a per-process secret: the cache in memory does not give away a
+  // fast way to test password guesses against the slow argon2id hash.
+  static const auto secret = [] {
+    std::array<unsigned char, crypto_generichash_KEYBYTES> k{};
+    randombytes_buf(k.data(), k.size());
+    return k;
+  }();
+  std::string in = user + '\0' + password + '\0' + hash;
+  unsigned char md[32];
+  crypto_generichash(md, sizeof md, reinterpret_cast<const unsigned char*>(in.data()), in.size(), secret.data(),
+                     secret.size());
+  sodium_memzero(in.data(), in.size());
+  return std::string(reinterpret_cast<char*>(md), sizeof md);
+}
 
 bool AuthCache::check(const std::string& key) {
   std::lock_guard lock(mu_);
@@ -41,12 +59,23 @@ void AuthThrottle::success(const std::string& ip) {
 Session::Session(SessionEnv env) : env_(std::move(env)) {}
 Session::~Session() = default;
 
+bool Session::plaintext_allowed() const {
+  return env_.tls || (env_.loopback && env_.config->allow_plain_auth_on_loopback);
+}
+
+void Session::tls_started() {
+  starttls_pending_ = false;
+  env_.tls = true;
+}
+
 std::string Session::capabilities() const {
   std::string c = "IMAP4rev1 IMAP4rev2";
   if (state_ == State::not_authenticated) {
-    bool plain_ok = env_.tls || (env_.loopback && env_.config->allow_plain_auth_on_loopback);
-    if (plain_ok) c += " AUTH=PLAIN SASL-IR";
+    if (env_.starttls_available && !env_.tls) c += " STARTTLS";
+    c += " AUTH=SCRAM-SHA-256";
+    if (plaintext_allowed()) c += " AUTH=PLAIN";
     else c += " LOGINDISABLED";
+    c += " SASL-IR";
   }
   c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
        " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID";
@@ -112,7 +141,16 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
     if (c == "LOGIN") return cmd_login(tag, p, out);
     if (c == "AUTHENTICATE") return cmd_authenticate(tag, p, out);
     if (c == "STARTTLS") {
-      out += tag + " BAD STARTTLS is not available on this listener\r\n";
+      if (!p.at_end()) {
+        out += tag + " BAD STARTTLS takes no arguments\r\n";
+      } else if (env_.tls) {
+        out += tag + " BAD TLS is already active\r\n";
+      } else if (!env_.starttls_available) {
+        out += tag + " NO STARTTLS is not available: no certificate configured\r\n";
+      } else {
+        out += tag + " OK begin TLS negotiation now\r\n";
+        starttls_pending_ = true;
+      }
       return;
     }
     out += tag + " BAD " + (is_known_command(c) ? "log in first" : "unknown command") + "\r\n";
@@ -287,59 +325,57 @@ void Session::cmd_idle(const std::string& tag, Parser& p, std::string& out) {
 
 // ---- authentication ---------------------------------------------------------------------
 
-namespace {
-std::string base64_decode(std::string_view in, bool* ok) {
-  std::string out(in.size(), '\0');
-  size_t len = 0;
-  *ok = sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(),
-                          nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) == 0;
-  out.resize(len);
-  return out;
+void Session::auth_failed(const std::string& tag, const std::string& user, std::string& out) {
+  // Slow down guessing: per client address and per account, whichever failed more.
+  unsigned delay = 1;
+  if (env_.throttle) {
+    delay = env_.throttle->failure(env_.peer_ip);
+    if (!user.empty()) delay = std::max(delay, env_.throttle->failure("user:" + user));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200 * delay));
+  out += tag + " NO [AUTHENTICATIONFAILED] invalid credentials\r\n";
 }
 
-std::string cache_key(const std::string& user, const std::string& pass, const std::string& hash) {
-  unsigned char md[32];
-  unsigned int n = 0;
-  std::string in = user + '\0' + pass + '\0' + hash;
-  EVP_Digest(in.data(), in.size(), md, &n, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), n);
-}
-}  // namespace
-
-bool Session::finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
-                          std::string& out) {
-  auto fail = [&](const char* why) {
-    unsigned delay = env_.throttle ? env_.throttle->failure(env_.peer_ip) : 1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200 * delay));
-    out += tag + " NO [AUTHENTICATIONFAILED] " + why + "\r\n";
-    return false;
-  };
-  auto r = env_.store->account_auth({user});
-  if (!r) {
-    if (r.code() == Code::unavailable || r.code() == Code::temporary) {
-      out += tag + " NO [UNAVAILABLE] the mail store is not available\r\n";
-      return false;
-    }
-    return fail("invalid credentials");
+void Session::logged_in(const std::string& tag, const store::AccountInfo& account, std::string& out) {
+  if (env_.throttle) {
+    env_.throttle->success(env_.peer_ip);
+    env_.throttle->success("user:" + account.address);
   }
-  if (r->account.disabled) return fail("invalid credentials");
-  const std::string& hash = r->credentials.password_hash;
-  std::string key = cache_key(user, pass, hash);
-  bool good = env_.auth_cache && env_.auth_cache->check(key);
-  if (!good) {
-    good = !hash.empty() && crypto_pwhash_str_verify(hash.c_str(), pass.data(), pass.size()) == 0;
-    if (good && env_.auth_cache) env_.auth_cache->remember(key);
-  }
-  if (!good) return fail("invalid credentials");
-  if (env_.throttle) env_.throttle->success(env_.peer_ip);
-  account_ = r->account;
+  account_ = account;
   state_ = State::authenticated;
   if (env_.wake) {
     auto wake = env_.wake;
     auto sub = env_.store->subscribe(account_.id, [wake](const std::vector<store::ChangeEvent>&) { wake(); });
     if (sub) subscription_ = std::move(*sub);
+    else log::warn("no change notifications for {}: {}", account_.address, sub.status().to_string());
   }
+  log::info("login {} from {}", account_.address, env_.peer_ip);
   out += tag + " OK [CAPABILITY " + capabilities() + "] logged in\r\n";
+}
+
+bool Session::finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
+                          std::string& out) {
+  auto r = env_.store->account_auth({user});
+  if (!r) {
+    if (r.code() == Code::unavailable || r.code() == Code::temporary || r.code() == Code::busy) {
+      out += tag + " NO [UNAVAILABLE] the mail store is not available\r\n";
+      return false;
+    }
+    auth_failed(tag, user, out);
+    return false;
+  }
+  const std::string& hash = r->credentials.password_hash;
+  std::string key = AuthCache::key(user, pass, hash);
+  bool good = env_.auth_cache && env_.auth_cache->check(key);
+  if (!good) {
+    good = !hash.empty() && verify_password(hash, pass);
+    if (good && env_.auth_cache) env_.auth_cache->remember(key);
+  }
+  if (!good || r->account.disabled) {
+    auth_failed(tag, user, out);
+    return false;
+  }
+  logged_in(tag, r->account, out);
   return true;
 }
 
@@ -349,7 +385,7 @@ void Session::cmd_login(const std::string& tag, Parser& p, std::string& out) {
     out += tag + " BAD LOGIN expects user and password\r\n";
     return;
   }
-  if (!env_.tls && !(env_.loopback && env_.config->allow_plain_auth_on_loopback)) {
+  if (!plaintext_allowed()) {
     out += tag + " NO [PRIVACYREQUIRED] plaintext login needs TLS\r\n";
     return;
   }
@@ -362,24 +398,98 @@ void Session::cmd_authenticate(const std::string& tag, Parser& p, std::string& o
     out += tag + " BAD AUTHENTICATE needs a mechanism\r\n";
     return;
   }
-  if (upper(*mech) != "PLAIN") {
-    out += tag + " NO unsupported mechanism\r\n";
+  std::string m = upper(*mech);
+  if (m == "PLAIN") {
+    if (!plaintext_allowed()) {
+      out += tag + " NO [PRIVACYREQUIRED] plaintext authentication needs TLS\r\n";
+      return;
+    }
+  } else if (m == "SCRAM-SHA-256") {
+    store::Store* store = env_.store;
+    scram_account_.reset();
+    auto* found = &scram_account_;
+    scram_ = std::make_unique<ScramServer>([store, found](std::string_view user) -> std::optional<ScramKeys> {
+      auto r = store->account_auth({std::string(user)});
+      if (!r || r->account.disabled || r->credentials.scram.iterations == 0) return std::nullopt;
+      *found = r->account;
+      const auto& c = r->credentials.scram;
+      return ScramKeys{c.salt, c.iterations, c.stored_key, c.server_key};
+    });
+  } else {
+    out += tag + " NO [CANNOT] unsupported authentication mechanism\r\n";
     return;
   }
-  if (!env_.tls && !(env_.loopback && env_.config->allow_plain_auth_on_loopback)) {
-    out += tag + " NO [PRIVACYREQUIRED] plaintext authentication needs TLS\r\n";
-    return;
-  }
+  auth_mech_ = m;
+  auth_pending_ = true;
+  auth_tag_ = tag;
   if (p.space()) {  // SASL-IR: the initial response takes the continuation path
     std::string ir(p.rest());
-    auth_pending_ = true;
-    auth_tag_ = tag;
+    if (ir == "=") ir.clear();  // an empty initial response
+    else if (ir.empty()) ir = "*";  // "AUTHENTICATE PLAIN " with nothing: malformed
     handle_continuation(ir, out);
     return;
   }
-  auth_pending_ = true;
-  auth_tag_ = tag;
   out += "+ \r\n";
+}
+
+void Session::handle_auth_response(std::string_view line, std::string& out) {
+  std::string tag = auth_tag_;
+  auto finish = [&] {
+    auth_pending_ = false;
+    auth_tag_.clear();
+    auth_mech_.clear();
+    scram_.reset();
+    scram_account_.reset();
+  };
+  if (line == "*") {
+    finish();
+    out += tag + " BAD authentication cancelled\r\n";
+    return;
+  }
+  auto data = base64_decode(line);
+  if (!data) {
+    finish();
+    out += tag + " BAD invalid base64 in authentication response\r\n";
+    return;
+  }
+  if (auth_mech_ == "PLAIN") {
+    finish();
+    // authzid \0 authcid \0 password
+    const std::string& d = *data;
+    size_t a = d.find('\0');
+    size_t b = a == std::string::npos ? a : d.find('\0', a + 1);
+    if (b == std::string::npos) {
+      out += tag + " BAD malformed PLAIN response\r\n";
+      return;
+    }
+    std::string authz = d.substr(0, a), user = d.substr(a + 1, b - a - 1), pass = d.substr(b + 1);
+    if (!authz.empty() && authz != user) {
+      out += tag + " NO [AUTHORIZATIONFAILED] cannot act as another user\r\n";
+      return;
+    }
+    finish_auth(tag, user, pass, out);
+    return;
+  }
+  // SCRAM-SHA-256: client-first, client-final, then the empty answer to server-final.
+  if (scram_->done()) {
+    std::optional<store::AccountInfo> account = scram_account_;
+    finish();
+    if (!data->empty() || !account) {
+      out += tag + " BAD expected an empty response\r\n";
+      return;
+    }
+    logged_in(tag, *account, out);
+    return;
+  }
+  auto r = scram_->step(*data);
+  if (!r) {
+    std::string user = scram_->username();
+    finish();
+    if (r.code() == Code::denied) auth_failed(tag, user, out);
+    else out += tag + " BAD " + r.status().message() + "\r\n";
+    return;
+  }
+  out += "+ " + base64_encode(*r) + "\r\n";
 }
 
 void Session::handle_continuation(std::string_view line, std::string& out) {
@@ -390,32 +500,7 @@ void Session::handle_continuation(std::string_view line, std::string& out) {
     else out += idle_tag_ + " BAD expected DONE\r\n";
     return;
   }
-  std::string tag = std::move(auth_tag_);
-  auth_tag_.clear();
-  auth_pending_ = false;
-  if (line == "*") {
-    out += tag + " BAD authentication cancelled\r\n";
-    return;
-  }
-  bool ok = false;
-  std::string data = line == "=" ? std::string() : base64_decode(line, &ok);
-  if (line != "=" && !ok) {
-    out += tag + " BAD invalid base64\r\n";
-    return;
-  }
-  // authzid \0 authcid \0 password
-  size_t a = data.find('\0');
-  size_t b = a == std::string::npos ? a : data.find('\0', a + 1);
-  if (b == std::string::npos) {
-    out += tag + " BAD malformed PLAIN response\r\n";
-    return;
-  }
-  std::string authz = data.substr(0, a), user = data.substr(a + 1, b - a - 1), pass = data.substr(b + 1);
-  if (!authz.empty() && authz != user) {
-    out += tag + " NO [AUTHORIZATIONFAILED] cannot act as another user\r\n";
-    return;
-  }
-  finish_auth(tag, user, pass, out);
+  if (auth_pending_) handle_auth_response(line, out);
 }
 
 // ---- dates ---------------------------------------------------------------------------------

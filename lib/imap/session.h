@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/password.h"
 #include "config/config.h"
 #include "imap/parser.h"
 #include "store/store.h"
@@ -25,6 +26,8 @@ namespace mail::imap {
 // hash never matches an old entry.
 class AuthCache {
  public:
+  // The cache key of a verified login: a SHA-256 over user, password and hash.
+  static std::string key(const std::string& user, const std::string& password, const std::string& hash);
   bool check(const std::string& key);
   void remember(const std::string& key);
 
@@ -52,7 +55,8 @@ struct SessionEnv {
   AuthThrottle* throttle = nullptr;
   std::string peer_ip;
   bool loopback = false;
-  bool tls = false;
+  bool tls = false;                 // the connection is encrypted
+  bool starttls_available = false;  // STARTTLS may be offered (a certificate is configured)
   // Called (from a store thread) when the account changed: the server wakes the session.
   std::function<void()> wake;
 };
@@ -73,6 +77,10 @@ class Session {
   void handle_continuation(std::string_view line, std::string& out);
   // The store changed: during IDLE, send the updates.
   void on_wake(std::string& out);
+  // STARTTLS was accepted: the server must start TLS before reading on, then
+  // call tls_started().
+  bool starttls_pending() const { return starttls_pending_; }
+  void tls_started();
   State state() const { return state_; }
   bool idling() const { return idling_; }
 
@@ -115,8 +123,12 @@ class Session {
 
   bool finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
                    std::string& out);
+  void handle_auth_response(std::string_view line, std::string& out);
+  void auth_failed(const std::string& tag, const std::string& user, std::string& out);
+  void logged_in(const std::string& tag, const store::AccountInfo& account, std::string& out);
   std::string status_items(const store::MailboxInfo& mb, const std::vector<std::string>& items);
   std::string capabilities() const;
+  bool plaintext_allowed() const;  // LOGIN / AUTH=PLAIN on this connection
   std::string mailbox_from_imap(const std::string& name) const;
   std::string mailbox_to_imap(const std::string& name) const;
   // Message indexes (0-based) a set names; `uid` says whether it holds UIDs.
@@ -134,8 +146,12 @@ class Session {
   bool utf8_ = false;
   bool idling_ = false;
   std::string idle_tag_;
+  bool starttls_pending_ = false;
   bool auth_pending_ = false;
   std::string auth_tag_;
+  std::string auth_mech_;                     // PLAIN or SCRAM-SHA-256 while auth_pending_
+  std::unique_ptr<ScramServer> scram_;
+  std::optional<store::AccountInfo> scram_account_;  // set by the SCRAM lookup
   std::unique_ptr<store::Subscription> subscription_;
 };
 

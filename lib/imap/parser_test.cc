@@ -1,0 +1,123 @@
+#include "imap/parser.h"
+
+#include <gtest/gtest.h>
+
+#include "imap/server.h"
+#include "imap/session.h"
+#include "imap/util.h"
+
+namespace mail::imap {
+namespace {
+
+TEST(ImapParser, TagCommandAndStrings) {
+  Parser p("a1 LOGIN \"jo\\\"e\" {3}\r\npw!\r\n");
+  EXPECT_EQ(*p.tag(), "a1");
+  EXPECT_TRUE(p.space());
+  EXPECT_EQ(*p.atom(), "LOGIN");
+  EXPECT_TRUE(p.space());
+  EXPECT_EQ(*p.astring(), "jo\"e");
+  EXPECT_TRUE(p.space());
+  EXPECT_EQ(*p.astring(), "pw!");
+  EXPECT_TRUE(p.at_end());
+  EXPECT_TRUE(p.ok());
+}
+
+TEST(ImapParser, LiteralShorterThanAnnouncedFails) {
+  Parser p("{10}\r\nabc");
+  EXPECT_FALSE(p.string());
+  EXPECT_FALSE(p.ok());
+}
+
+TEST(ImapParser, Literal8AllowsNul) {
+  std::string in("~{3}\r\na\0b", 9);
+  Parser p(in);
+  bool binary = false;
+  auto s = p.literal(&binary);
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(binary);
+  EXPECT_EQ(s->size(), 3u);
+  std::string plain("{3}\r\na\0b", 8);
+  Parser q(plain);
+  EXPECT_FALSE(q.literal());
+}
+
+TEST(ImapParser, SequenceSets) {
+  Parser p("1:3,7,*:5,9");
+  auto s = p.sequence_set();
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->contains(2, 10));
+  EXPECT_TRUE(s->contains(7, 10));
+  EXPECT_FALSE(s->contains(4, 10));
+  EXPECT_TRUE(s->contains(6, 10));   // *:5 with * = 10
+  EXPECT_TRUE(s->contains(10, 10));
+  Parser zero("0:3");
+  EXPECT_FALSE(zero.sequence_set());
+  Parser saved("$");
+  auto d = saved.sequence_set();
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->saved);
+}
+
+TEST(ImapParser, FlagListsAndItemNames) {
+  Parser p("(\\Seen $Work \\Flagged)");
+  auto f = p.flag_list();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->size(), 3u);
+  EXPECT_EQ((*f)[1], "$Work");
+  Parser q("BODY.PEEK[HEADER]");
+  EXPECT_EQ(*q.item_name(), "BODY.PEEK");
+  EXPECT_EQ(q.peek(), '[');
+}
+
+TEST(ImapParser, SkipValueLimitsNesting) {
+  std::string deep(200, '(');
+  Parser p(deep);
+  EXPECT_FALSE(p.skip_value());
+  Parser ok("(\"a\" (b c) NIL {1}\r\nx)");
+  EXPECT_TRUE(ok.skip_value());
+  EXPECT_TRUE(ok.at_end());
+}
+
+TEST(ImapParser, LiteralAtEnd) {
+  auto m = literal_at_end("a APPEND INBOX {12+}");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->size, 12u);
+  EXPECT_TRUE(m->non_sync);
+  EXPECT_FALSE(m->binary);
+  auto b = literal_at_end("a APPEND INBOX ~{5}");
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(b->binary);
+  EXPECT_FALSE(literal_at_end("a NOOP"));
+  EXPECT_FALSE(literal_at_end("a {x}"));
+  EXPECT_FALSE(literal_at_end("a {99999999999999999999}"));
+}
+
+TEST(ImapUtil, UidSets) {
+  EXPECT_EQ(uid_set_string({5, 1, 2, 3, 9, 10}), "1:3,5,9:10");
+  EXPECT_EQ(uid_set_string({}), "");
+}
+
+TEST(ImapDates, InternalDateRoundTrip) {
+  auto t = parse_internal_date(" 7-Feb-1994 21:52:25 -0800");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(*t, 760686745);
+  EXPECT_EQ(format_internal_date(*t), "08-Feb-1994 05:52:25 +0000");
+  EXPECT_FALSE(parse_internal_date("7-Foo-1994 21:52:25 -0800"));
+  EXPECT_EQ(*parse_search_date("1-Feb-1994"), 760060800);
+  EXPECT_FALSE(parse_search_date("1-Feb-94x"));
+}
+
+TEST(ImapServer, HostPort) {
+  auto a = parse_host_port("127.0.0.1:1430");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 1430);
+  auto b = parse_host_port("[::1]:993");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host, "::1");
+  EXPECT_FALSE(parse_host_port("localhost"));
+  EXPECT_FALSE(parse_host_port("a:99999"));
+}
+
+}  // namespace
+}  // namespace mail::imap
