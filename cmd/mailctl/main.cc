@@ -38,7 +38,9 @@ int usage(const std::string& message) {
 struct Command {
   const mail::admin::Operation* op = nullptr;
   CLI::App* app = nullptr;
-  std::map<std::string, std::vector<std::string>> values;
+  std::map<std::string, std::vector<std::string>> lists;  // arguments taking several values
+  std::map<std::string, std::string> singles;             // the others
+  std::map<std::string, CLI::Option*> options;
   mail::PasswordSource password;
   bool wants_password = false;
 };
@@ -68,12 +70,12 @@ void add_operation(CLI::App& group, Command& cmd) {
           ->excludes(file);
       continue;
     }
-    auto& values = cmd.values[arg.name];
-    CLI::Option* opt = arg.positional ? cmd.app->add_option(arg.name, values, arg.help)
-                                      : cmd.app->add_option("--" + arg.name, values, arg.help);
+    std::string name = arg.positional ? arg.name : "--" + arg.name;
+    CLI::Option* opt = arg.multiple ? cmd.app->add_option(name, cmd.lists[arg.name], arg.help)
+                                    : cmd.app->add_option(name, cmd.singles[arg.name], arg.help);
     opt->type_name(arg.positional ? "" : metavar(arg));
-    if (!arg.multiple) opt->expected(1);
     if (arg.required) opt->required();
+    cmd.options[arg.name] = opt;
   }
 }
 
@@ -150,7 +152,7 @@ int main(int argc, char** argv) {
   auto config = mail::load_config(path);
   if (!config) return fail(config.code(), config.status().message());
   if (config_show->parsed()) {
-    std::cout << mail::render_config(only_defaults ? mail::Config{} : *config);
+    std::cout << mail::render_config(*config, only_defaults);
     return 0;
   }
 
@@ -161,8 +163,10 @@ int main(int argc, char** argv) {
   if (cmd == nullptr) return usage("no command given (see mailctl --help)");
 
   mail::admin::Args args;
-  for (auto& [name, values] : cmd->values)
+  for (auto& [name, values] : cmd->lists)
     if (!values.empty()) args.values[name] = values;
+  for (auto& [name, value] : cmd->singles)
+    if (cmd->options[name]->count() > 0) args.set(name, value);
   if (cmd->wants_password) {
     if (mail::password_needs_terminal(cmd->password))
       return usage(cmd->op->name() +
