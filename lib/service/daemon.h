@@ -1,0 +1,79 @@
+// The daemon skeleton every server program shares: configuration, logging,
+// listening sockets (inherited, --listen, or the configuration's), privilege
+// drop, signals (TERM/INT stop, HUP reloads), readiness for systemd, and a
+// thread-per-connection accept loop with a graceful drain. A daemon's main()
+// parses its options, calls prepare(), then serve() with its session handler.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "service/listen.h"
+
+namespace mail::service {
+
+// Options every daemon takes on its command line (service/cli.h adds them).
+struct CommonOptions {
+  std::string config_path;          // --config; empty: default_config_path()
+  std::string data_dir;             // --data-dir; overrides general.data_dir
+  std::vector<std::string> listen;  // --listen [NAME=]ADDR, repeatable
+  std::string log_level;            // --log-level
+};
+
+struct Context {
+  std::string program;
+  Config config;
+  std::vector<Listener> listeners;
+  const Listener* listener(std::string_view name) const;
+};
+
+// A listener a daemon wants: its name and the configured address ("" = off).
+struct ListenerSpec {
+  std::string name;
+  std::string address;
+};
+
+// Loads the configuration, starts logging, takes the listeners (inherited ones
+// by name; else --listen NAME=ADDR, a bare ADDR meaning the first spec; else
+// the specs' configured addresses), then drops root privileges to
+// general.user (default "mail"). Errors are config/io/denied Statuses.
+Result<Context> prepare(std::string program, const CommonOptions& options, const std::vector<ListenerSpec>& specs);
+
+// Drops root privileges to `user`; a no-op when not root.
+Status drop_privileges(const std::string& user);
+
+struct ServeOptions {
+  uint32_t max_connections = 1000;
+  uint32_t drain_seconds = 30;         // how long SIGTERM waits for sessions
+  std::function<void()> on_reload;     // SIGHUP
+};
+
+// A session: owns `fd` (closes it when done); runs on its own thread.
+using SessionHandler = std::function<void(int fd, const Listener& listener)>;
+
+// Accepts on every listener until SIGTERM/SIGINT or request_stop(), then waits
+// up to drain_seconds for sessions to end. Tells systemd READY=1 once
+// accepting. Returns the exit code (0).
+int serve(Context& context, const SessionHandler& handler, const ServeOptions& options = {});
+
+// For sessions: true once the daemon is stopping; the fd becomes readable then,
+// so a session can poll it beside its socket.
+bool stopping();
+int stop_fd();
+void request_stop();
+
+// Installs the stop/reload signal handling without serving (for daemons with
+// their own loop, such as mail-stored). wait_for_stop() blocks until a stop
+// signal, calling on_reload for each SIGHUP.
+void install_signal_handlers();
+void wait_for_stop(const std::function<void()>& on_reload = {});
+
+// sd_notify(READY=1 / STOPPING=1) when NOTIFY_SOCKET is set.
+void notify_ready();
+void notify_stopping();
+
+}  // namespace mail::service
