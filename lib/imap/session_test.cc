@@ -1,0 +1,228 @@
+// Session tests over a real RocksStore in a temporary directory: commands go in
+// as the server would hand them over, responses are checked as text.
+#include "imap/session.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "base/password.h"
+#include "store/rocks_store.h"
+
+namespace mail::imap {
+namespace {
+
+const char kMessage[] =
+    "From: Ann Example <ann@example.com>\r\nTo: joe@example.com\r\nSubject: lunch plans\r\n"
+    "Date: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <1@example.com>\r\n\r\n"
+    "Shall we meet at noon?\r\n";
+
+class ImapSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("imap_session_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store::RocksStore::Options o;
+    o.data_dir = dir_.string();
+    o.sync = false;
+    auto s = store::RocksStore::open(o);
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    store_ = std::move(s).value();
+    ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+    store::Credentials cred;
+    auto hash = hash_password("secret");
+    ASSERT_TRUE(hash.is_ok());
+    cred.password_hash = *hash;
+    auto r = store_->account_add({"joe@example.com", cred, {}, ""});
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<Session> session(std::function<void()> wake = {}) {
+    SessionEnv env;
+    env.store = store_.get();
+    env.config = &config_;
+    env.auth_cache = &cache_;
+    env.throttle = &throttle_;
+    env.peer_ip = "127.0.0.1";
+    env.loopback = true;
+    env.wake = std::move(wake);
+    return std::make_unique<Session>(std::move(env));
+  }
+  static std::string run(Session& s, const std::string& command) {
+    std::string out;
+    s.handle(command + "\r\n", out);
+    return out;
+  }
+  std::unique_ptr<Session> logged_in(std::function<void()> wake = {}) {
+    auto s = session(std::move(wake));
+    std::string out = run(*s, "a LOGIN joe@example.com secret");
+    EXPECT_NE(out.find("a OK"), std::string::npos) << out;
+    return s;
+  }
+  static std::string append(Session& s, const std::string& mailbox, const std::string& msg,
+                            const std::string& flags = "") {
+    return run(s, "ap APPEND " + mailbox + (flags.empty() ? "" : " (" + flags + ")") + " {" +
+                      std::to_string(msg.size()) + "+}\r\n" + msg);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<store::RocksStore> store_;
+  ImapConfig config_;
+  AuthCache cache_;
+  AuthThrottle throttle_;
+};
+
+bool has(const std::string& out, const std::string& what) { return out.find(what) != std::string::npos; }
+
+TEST_F(ImapSessionTest, LoginAndBadCommands) {
+  auto s = session();
+  EXPECT_TRUE(has(s->greeting(), "* OK [CAPABILITY IMAP4rev1 IMAP4rev2"));
+  EXPECT_TRUE(has(run(*s, "x SELECT INBOX"), "x BAD log in first"));
+  EXPECT_TRUE(has(run(*s, "x FROB"), "x BAD unknown command"));
+  EXPECT_TRUE(has(run(*s, "x LOGIN joe@example.com wrong"), "x NO [AUTHENTICATIONFAILED]"));
+  EXPECT_TRUE(has(run(*s, "x LOGIN nobody@example.com secret"), "x NO [AUTHENTICATIONFAILED]"));
+  EXPECT_TRUE(has(run(*s, "x LOGIN"), "x BAD"));
+  EXPECT_TRUE(has(run(*s, ""), "* BAD"));
+  EXPECT_TRUE(has(run(*s, "y LOGIN joe@example.com secret"), "y OK"));
+  EXPECT_EQ(s->state(), State::authenticated);
+  EXPECT_TRUE(has(run(*s, "z LOGIN joe@example.com secret"), "z BAD already authenticated"));
+}
+
+TEST_F(ImapSessionTest, AuthenticatePlainWithInitialResponse) {
+  auto s = session();
+  // "\0joe@example.com\0secret"
+  EXPECT_TRUE(has(run(*s, "p AUTHENTICATE PLAIN AGpvZUBleGFtcGxlLmNvbQBzZWNyZXQ="), "p OK"));
+  auto t = session();
+  std::string out = run(*t, "q AUTHENTICATE PLAIN");
+  EXPECT_EQ(out, "+ \r\n");
+  ASSERT_TRUE(t->wants_continuation());
+  out.clear();
+  t->handle_continuation("AGpvZUBleGFtcGxlLmNvbQB3cm9uZw==\r\n", out);  // wrong password
+  EXPECT_TRUE(has(out, "q NO [AUTHENTICATIONFAILED]")) << out;
+  EXPECT_TRUE(has(run(*t, "r AUTHENTICATE X-UNKNOWN"), "r NO"));
+}
+
+TEST_F(ImapSessionTest, PlaintextNeedsTlsOffLoopback) {
+  SessionEnv env;
+  env.store = store_.get();
+  env.config = &config_;
+  env.loopback = false;
+  env.starttls_available = true;
+  Session s(env);
+  EXPECT_TRUE(has(s.greeting(), "STARTTLS"));
+  EXPECT_TRUE(has(s.greeting(), "LOGINDISABLED"));
+  EXPECT_TRUE(has(run(s, "a LOGIN joe@example.com secret"), "a NO [PRIVACYREQUIRED]"));
+  EXPECT_TRUE(has(run(s, "b STARTTLS"), "b OK"));
+  EXPECT_TRUE(s.starttls_pending());
+  s.tls_started();
+  EXPECT_TRUE(has(run(s, "c LOGIN joe@example.com secret"), "c OK"));
+}
+
+TEST_F(ImapSessionTest, MailboxesFromTheStore) {
+  auto s = logged_in();
+  std::string out = run(*s, "l LIST \"\" *");
+  EXPECT_TRUE(has(out, "* LIST (\\HasNoChildren) \"/\" \"INBOX\""));
+  EXPECT_TRUE(has(out, "\\Sent) \"/\" \"Sent\""));
+  EXPECT_TRUE(has(run(*s, "c CREATE Projects/2024"), "c OK"));
+  out = run(*s, "l LIST \"\" Projects*");
+  EXPECT_TRUE(has(out, "(\\HasChildren) \"/\" \"Projects\""));
+  EXPECT_TRUE(has(out, "(\\HasNoChildren) \"/\" \"Projects/2024\""));
+  EXPECT_TRUE(has(run(*s, "c CREATE Projects"), "c NO [ALREADYEXISTS]"));
+  EXPECT_TRUE(has(run(*s, "r RENAME Projects Work"), "r OK"));
+  EXPECT_TRUE(has(run(*s, "l LIST \"\" Work/%"), "\"Work/2024\""));
+  EXPECT_TRUE(has(run(*s, "u SUBSCRIBE Work"), "u OK"));
+  EXPECT_TRUE(has(run(*s, "l LSUB \"\" *"), "* LSUB () \"/\" \"Work\""));
+  EXPECT_TRUE(has(run(*s, "d DELETE Work/2024"), "d OK"));
+  EXPECT_TRUE(has(run(*s, "d DELETE Nope"), "d NO [NONEXISTENT]"));
+  EXPECT_TRUE(has(run(*s, "d DELETE INBOX"), "d NO"));
+  EXPECT_TRUE(has(run(*s, "s STATUS INBOX (MESSAGES UIDNEXT UNSEEN SIZE)"), "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 1"));
+}
+
+TEST_F(ImapSessionTest, AppendSelectFetchStoreSearch) {
+  auto s = logged_in();
+  std::string out = append(*s, "INBOX", kMessage, "\\Flagged $Work");
+  EXPECT_TRUE(has(out, "ap OK [APPENDUID ")) << out;
+  EXPECT_TRUE(has(append(*s, "Nowhere", kMessage), "ap NO [TRYCREATE]"));
+  out = run(*s, "s SELECT INBOX");
+  EXPECT_TRUE(has(out, "* 1 EXISTS")) << out;
+  EXPECT_TRUE(has(out, "s OK [READ-WRITE]"));
+  out = run(*s, "f FETCH 1 (FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+  EXPECT_TRUE(has(out, "FLAGS (\\Flagged $Work)")) << out;
+  EXPECT_TRUE(has(out, "RFC822.SIZE " + std::to_string(sizeof kMessage - 1)));
+  EXPECT_TRUE(has(out, "\"lunch plans\""));
+  EXPECT_TRUE(has(out, "BODY[HEADER.FIELDS (SUBJECT)] {24}\r\nSubject: lunch plans\r\n\r\n"));
+  out = run(*s, "f FETCH 1 BODY[TEXT]");
+  EXPECT_TRUE(has(out, "BODY[TEXT] {24}\r\nShall we meet at noon?\r\n")) << out;
+  EXPECT_TRUE(has(out, "\\Seen"));  // BODY[] without PEEK sets \Seen
+  EXPECT_TRUE(has(run(*s, "f FETCH 2 FLAGS"), "f BAD"));
+  EXPECT_TRUE(has(run(*s, "f FETCH 1 (FLAGS"), "f BAD"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH SUBJECT lunch"), "* SEARCH 1"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY noon UNDELETED"), "* SEARCH 1"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH FROM nobody"), "* SEARCH\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH FROB"), "k BAD"));
+  out = run(*s, "t STORE 1 +FLAGS (\\Deleted)");
+  EXPECT_TRUE(has(out, "* 1 FETCH (FLAGS (\\Seen \\Flagged \\Deleted $Work))")) << out;
+  EXPECT_TRUE(has(run(*s, "t STORE 1 -FLAGS.SILENT (\\Deleted)"), "t OK"));
+  out = run(*s, "t UID STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Answered)");
+  EXPECT_TRUE(has(out, "[MODIFIED 1]")) << out;
+}
+
+TEST_F(ImapSessionTest, CopyMoveExpunge) {
+  auto s = logged_in();
+  append(*s, "INBOX", kMessage);
+  append(*s, "INBOX", kMessage);
+  append(*s, "INBOX", kMessage);
+  run(*s, "s SELECT INBOX");
+  std::string out = run(*s, "c COPY 1:2 Archive");
+  EXPECT_TRUE(has(out, "c OK [COPYUID ")) << out;
+  EXPECT_TRUE(has(run(*s, "c COPY 1 Nowhere"), "c NO [TRYCREATE]"));
+  out = run(*s, "m UID MOVE 2 Trash");
+  EXPECT_TRUE(has(out, "* OK [COPYUID ")) << out;
+  EXPECT_TRUE(has(out, "* 2 EXPUNGE")) << out;
+  run(*s, "t STORE 1 +FLAGS.SILENT (\\Deleted)");
+  out = run(*s, "e EXPUNGE");
+  EXPECT_TRUE(has(out, "* 1 EXPUNGE")) << out;
+  out = run(*s, "f FETCH 1:* UID");
+  EXPECT_TRUE(has(out, "* 1 FETCH (UID 3)")) << out;
+  EXPECT_TRUE(has(run(*s, "s STATUS Archive (MESSAGES)"), "(MESSAGES 2)"));
+  EXPECT_TRUE(has(run(*s, "s STATUS Trash (MESSAGES)"), "(MESSAGES 1)"));
+}
+
+TEST_F(ImapSessionTest, IdleSeesAnotherSessionsAppend) {
+  std::atomic<int> woken{0};
+  auto idler = logged_in([&] { woken++; });
+  run(*idler, "s SELECT INBOX");
+  std::string out = run(*idler, "i IDLE");
+  EXPECT_EQ(out, "+ idling\r\n");
+  ASSERT_TRUE(idler->idling());
+
+  auto other = logged_in();
+  EXPECT_TRUE(has(append(*other, "INBOX", kMessage), "ap OK"));
+  for (int i = 0; i < 200 && woken == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GT(woken.load(), 0);
+  out.clear();
+  idler->on_wake(out);
+  EXPECT_EQ(out, "* 1 EXISTS\r\n");
+  run(*other, "s SELECT INBOX");
+  run(*other, "t STORE 1 +FLAGS (\\Flagged)");
+  for (int i = 0; i < 200 && woken < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  out.clear();
+  idler->on_wake(out);
+  EXPECT_TRUE(has(out, "* 1 FETCH (UID 1 FLAGS (\\Flagged))")) << out;
+  out.clear();
+  idler->handle_continuation("DONE\r\n", out);
+  EXPECT_EQ(out, "i OK IDLE terminated\r\n");
+}
+
+}  // namespace
+}  // namespace mail::imap
