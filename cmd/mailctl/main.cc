@@ -64,7 +64,7 @@ void add_operation(CLI::App& group, Command& cmd) {
     if (arg.kind == mail::admin::ArgKind::password) {
       cmd.wants_password = true;
       auto* file = cmd.app->add_option("--password-file", cmd.password.file,
-                                       "read the password from FILE (its first line)")
+                                       "read the password from FILE (one line)")
                        ->type_name("FILE");
       cmd.app->add_flag("--password-stdin", cmd.password.from_stdin, "read the password from stdin (its first line)")
           ->excludes(file);
