@@ -18,12 +18,16 @@ struct GeneralConfig {
   std::string user;                  // daemons started as root drop to this user
   std::string log_level = "info";    // debug|info|warn|error
   bool syslog = false;               // log to syslog instead of stderr
+
+  bool operator==(const GeneralConfig&) const = default;
 };
 
 struct TlsConfig {
   std::string cert_file;  // PEM; empty: <data_dir>/tls/cert.pem (generated for the demo)
   std::string key_file;
   std::string min_version = "1.2";  // "1.2" or "1.3"
+
+  bool operator==(const TlsConfig&) const = default;
 };
 
 struct StoreConfig {
@@ -31,6 +35,8 @@ struct StoreConfig {
   uint64_t block_cache_mb = 32;
   uint32_t max_clients = 256;
   uint64_t max_frame_bytes = 128ull << 20;  // largest request on the local protocol
+
+  bool operator==(const StoreConfig&) const = default;
 };
 
 struct SmtpConfig {
@@ -48,6 +54,8 @@ struct SmtpConfig {
   uint32_t max_auth_failures = 3;
   bool allow_plain_auth_on_loopback = true;
   bool vrfy = false;
+
+  bool operator==(const SmtpConfig&) const = default;
 };
 
 struct ImapConfig {
@@ -57,6 +65,8 @@ struct ImapConfig {
   uint32_t max_line_length = 65536;
   uint32_t idle_timeout_s = 1800;
   bool allow_plain_auth_on_loopback = true;
+
+  bool operator==(const ImapConfig&) const = default;
 };
 
 struct Config {
@@ -68,17 +78,27 @@ struct Config {
   std::string source;  // the file it was read from; empty for defaults
 
   std::string store_socket() const;  // store.socket or its default under data_dir
+
+  bool operator==(const Config&) const = default;
 };
 
-// Reads `path` (empty: defaults only). Errors name the file and line:
-// "mail.toml:12:3: smtp.max_recipients: expected an integer".
+// Reads `path` (empty: defaults only). Errors (Code::config) name the file and line:
+// "mail.toml:12:3: smtp.max_recipients: expected an integer". Unknown sections
+// and keys, wrong types and values the field's check refuses are all errors;
+// every error in the file is reported, one per line, in file order.
 Result<Config> load_config(const std::string& path);
+
+// Runs every field's check on a configuration built in memory (no locations):
+// "smtp.listen_mx: expected host:port ...". load_config() does this already.
+Status validate_config(const Config& config);
 
 // The file to use when none is given: $MAIL_CONFIG, else ./mail.toml if it
 // exists, else none (defaults).
 std::string default_config_path();
 
-// The effective configuration as TOML; with only_defaults, the defaults.
-std::string render_config(const Config& config);
+// The effective configuration as TOML, every key with a comment line giving its
+// help text; load_config() reads it back to an equal Config. With
+// only_defaults, the built-in defaults instead of `config`'s values.
+std::string render_config(const Config& config, bool only_defaults = false);
 
 }  // namespace mail

@@ -1,0 +1,476 @@
+// The field table below is the configuration's single description: parsing,
+// checking, rendering (`mailctl config show`) and the help text all read it.
+// A new setting is one member in config.h and one line here.
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace mail {
+namespace {
+
+// Where a field lives in a Config; the alternative is the field's type
+// (string, unsigned integer of that width, bool).
+using Ref = std::variant<std::string*, uint32_t*, uint64_t*, bool*>;
+// A value as read from the file, before it is stored.
+using Value = std::variant<std::string, uint64_t, bool>;
+// Returns what is wrong with a value ("" when it is fine).
+using Check = std::string (*)(const Value&);
+
+template <auto Section, auto Member>
+Ref ref_to(Config& c) {
+  return &((c.*Section).*Member);
+}
+
+struct Field {
+  std::string_view section;
+  std::string_view key;
+  Ref (*ref)(Config&);
+  std::string_view help;
+  Check check;  // nullptr: any value of the type
+};
+
+// ---- checks -------------------------------------------------------------------
+
+const std::string* as_string(const Value& v) { return std::get_if<std::string>(&v); }
+
+std::string positive(const Value& v) {
+  const auto* n = std::get_if<uint64_t>(&v);
+  return n && *n == 0 ? "expected a number greater than 0" : "";
+}
+
+std::string non_empty(const Value& v) {
+  const auto* s = as_string(v);
+  return s && s->empty() ? "must not be empty" : "";
+}
+
+std::string log_level(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s || *s == "debug" || *s == "info" || *s == "warn" || *s == "error") return "";
+  return "expected one of debug, info, warn, error (got \"" + *s + "\")";
+}
+
+std::string tls_version(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s || *s == "1.2" || *s == "1.3") return "";
+  return "expected \"1.2\" or \"1.3\" (got \"" + *s + "\")";
+}
+
+bool host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.';
+}
+
+std::string hostname(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s || s->empty()) return "";
+  if (std::all_of(s->begin(), s->end(), host_char) && s->front() != '.' && s->front() != '-') {
+    return "";
+  }
+  return "expected a host name (letters, digits, '-' and '.') or \"\" (got \"" + *s + "\")";
+}
+
+// What is wrong with "host:port" / "[ipv6]:port" ("" when nothing).
+std::string host_port_problem(std::string_view s) {
+  std::string_view host, port;
+  if (s.front() == '[') {
+    size_t close = s.find("]:");
+    if (close == std::string_view::npos) return "expected [ipv6]:port";
+    std::string addr(s.substr(1, close - 1));
+    in6_addr a6;
+    if (inet_pton(AF_INET6, addr.c_str(), &a6) != 1) return "not an IPv6 address: " + addr;
+    port = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos) return "missing :port";
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return "an IPv6 address goes in brackets, [::1]:25";
+    if (host.empty()) return "missing host";
+    if (!std::all_of(host.begin(), host.end(), host_char)) {
+      return "not a host name or IPv4 address: " + std::string(host);
+    }
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return "the port must be a number from 1 to 65535";
+  }
+  unsigned long n = std::strtoul(std::string(port).c_str(), nullptr, 10);
+  if (n < 1 || n > 65535) return "the port must be a number from 1 to 65535";
+  return "";
+}
+
+std::string listen_address(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s || s->empty()) return "";
+  std::string problem = host_port_problem(*s);
+  if (problem.empty()) return "";
+  return "expected host:port, [ipv6]:port or \"\" for off (got \"" + *s + "\": " + problem + ")";
+}
+
+std::string lmtp_address(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s || s->empty()) return "";
+  std::string problem;
+  if (s->rfind("unix:", 0) == 0) {
+    std::string_view path = std::string_view(*s).substr(5);
+    if (path.empty() || path.front() != '/') {
+      problem = "the socket path must be absolute";
+    } else if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      problem = "the socket path is longer than " +
+                std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes";
+    }
+  } else {
+    problem = host_port_problem(*s);
+  }
+  if (problem.empty()) return "";
+  return "expected unix:/path, host:port, [ipv6]:port or \"\" for off (got \"" + *s + "\": " +
+         problem + ")";
+}
+
+// ---- the table ----------------------------------------------------------------
+
+#define MAIL_FIELD(sec, name, help, check) \
+  Field { #sec, #name, &ref_to<&Config::sec, &decltype(Config::sec)::name>, help, check }
+
+const Field kFields[] = {
+    MAIL_FIELD(general, hostname,
+               "Host name in greetings, Received headers and bounces; empty: the machine's name.",
+               hostname),
+    MAIL_FIELD(general, data_dir, "Directory of the store, its sockets, keys and queue.",
+               non_empty),
+    MAIL_FIELD(general, user, "Daemons started as root drop to this user; empty: stay as started.",
+               nullptr),
+    MAIL_FIELD(general, log_level, "Least severe messages logged: debug, info, warn or error.",
+               log_level),
+    MAIL_FIELD(general, syslog, "Log to syslog instead of stderr.", nullptr),
+
+    MAIL_FIELD(tls, cert_file,
+               "Certificate chain (PEM); empty: <data_dir>/tls/cert.pem, generated for the demo.",
+               nullptr),
+    MAIL_FIELD(tls, key_file, "Private key (PEM) of cert_file; set both or neither.", nullptr),
+    MAIL_FIELD(tls, min_version, "Oldest TLS version accepted: \"1.2\" or \"1.3\".", tls_version),
+
+    MAIL_FIELD(store, socket, "Socket of mail-stored; empty: <data_dir>/stored.sock.", nullptr),
+    MAIL_FIELD(store, block_cache_mb, "RocksDB block cache, in MiB.", positive),
+    MAIL_FIELD(store, max_clients, "Most local connections mail-stored serves at once.", positive),
+    MAIL_FIELD(store, max_frame_bytes, "Largest request on the local protocol, in bytes.",
+               positive),
+
+    MAIL_FIELD(smtp, listen_mx, "MX listener (port 25 in production), host:port; \"\": off.",
+               listen_address),
+    MAIL_FIELD(smtp, listen_submission,
+               "Submission listener with STARTTLS (port 587), host:port; \"\": off.",
+               listen_address),
+    MAIL_FIELD(smtp, listen_submissions,
+               "Submission listener with implicit TLS (port 465), host:port; \"\": off.",
+               listen_address),
+    MAIL_FIELD(smtp, listen_lmtp, "LMTP listener, unix:/path or host:port; \"\": off.",
+               lmtp_address),
+    MAIL_FIELD(smtp, max_message_size, "Largest message accepted (SIZE), in bytes.", positive),
+    MAIL_FIELD(smtp, max_recipients, "Most recipients of one message.", positive),
+    MAIL_FIELD(smtp, max_line_length, "Longest command or text line, in bytes.", positive),
+    MAIL_FIELD(smtp, command_timeout_s, "Seconds to wait for the next command.", positive),
+    MAIL_FIELD(smtp, data_timeout_s, "Seconds to wait for more message data.", positive),
+    MAIL_FIELD(smtp, max_sessions_per_ip, "Most concurrent sessions from one client address.",
+               positive),
+    MAIL_FIELD(smtp, max_unauth_commands,
+               "Commands a client may send before authenticating or sending mail.", positive),
+    MAIL_FIELD(smtp, max_auth_failures, "Failed AUTH attempts before the session is closed.",
+               positive),
+    MAIL_FIELD(smtp, allow_plain_auth_on_loopback,
+               "Allow AUTH PLAIN/LOGIN without TLS on loopback connections.", nullptr),
+    MAIL_FIELD(smtp, vrfy, "Enable the VRFY command.", nullptr),
+
+    MAIL_FIELD(imap, listen, "IMAP listener with STARTTLS (port 143), host:port; \"\": off.",
+               listen_address),
+    MAIL_FIELD(imap, listen_tls, "IMAP listener with implicit TLS (port 993), host:port; \"\": off.",
+               listen_address),
+    MAIL_FIELD(imap, max_literal, "Largest literal a client may send (APPEND), in bytes.",
+               positive),
+    MAIL_FIELD(imap, max_line_length, "Longest command line, in bytes.", positive),
+    MAIL_FIELD(imap, idle_timeout_s, "Seconds an idle client is kept before it is logged out.",
+               positive),
+    MAIL_FIELD(imap, allow_plain_auth_on_loopback,
+               "Allow LOGIN and AUTHENTICATE PLAIN without TLS on loopback connections.", nullptr),
+};
+
+#undef MAIL_FIELD
+
+// Sections in the order they are rendered.
+const std::string_view kSections[] = {"general", "tls", "store", "smtp", "imap"};
+
+const Field* find_field(std::string_view section, std::string_view key) {
+  for (const Field& f : kFields) {
+    if (f.section == section && f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+bool known_section(std::string_view section) {
+  return std::find(std::begin(kSections), std::end(kSections), section) != std::end(kSections);
+}
+
+Value read(const Field& f, const Config& c) {
+  Ref r = f.ref(const_cast<Config&>(c));  // only read
+  return std::visit([](auto* p) -> Value { return Value(*p); }, r);
+}
+
+std::string dotted(const Field& f) { return std::string(f.section) + "." + std::string(f.key); }
+
+// Checks that span fields: (field, problem) pairs.
+std::vector<std::pair<const Field*, std::string>> cross_checks(const Config& c) {
+  std::vector<std::pair<const Field*, std::string>> out;
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+    // Reported at the key that is set, so that a file's error has a line.
+    if (c.tls.cert_file.empty()) {
+      out.emplace_back(find_field("tls", "key_file"), "set tls.cert_file too, or neither");
+    } else {
+      out.emplace_back(find_field("tls", "cert_file"), "set tls.key_file too, or neither");
+    }
+  }
+  return out;
+}
+
+// ---- TOML -----------------------------------------------------------------------
+
+std::string toml_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          out += buf;
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string render_value(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return toml_quote(*s);
+  if (const auto* n = std::get_if<uint64_t>(&v)) return std::to_string(*n);
+  return std::get<bool>(v) ? "true" : "false";
+}
+
+struct Problem {
+  uint32_t line = 0;
+  uint32_t column = 0;
+  std::string text;
+};
+
+class Loader {
+ public:
+  Loader(std::string path, Config& config) : path_(std::move(path)), config_(config) {}
+
+  void root(const toml::table& t) {
+    for (auto&& [key, node] : t) {
+      std::string_view name = key.str();
+      if (!known_section(name)) {
+        add(key.source(), std::string(name) + ": unknown section");
+      } else if (const toml::table* section = node.as_table()) {
+        this->section(name, *section);
+      } else {
+        add(node.source(), std::string(name) + ": expected a table ([" + std::string(name) + "])");
+      }
+    }
+    for (auto& [field, problem] : cross_checks(config_)) {
+      auto it = seen_.find(field);
+      toml::source_region where = it != seen_.end() ? it->second : toml::source_region{};
+      add(where, dotted(*field) + ": " + problem);
+    }
+  }
+
+  Status status() {
+    if (problems_.empty()) return Status::ok();
+    std::stable_sort(problems_.begin(), problems_.end(), [](const Problem& a, const Problem& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    std::string text;
+    for (const Problem& p : problems_) {
+      if (!text.empty()) text += '\n';
+      text += p.text;
+    }
+    return error(Code::config, std::move(text));
+  }
+
+ private:
+  void section(std::string_view name, const toml::table& t) {
+    for (auto&& [key, node] : t) {
+      const Field* f = find_field(name, key.str());
+      if (!f) {
+        add(key.source(), std::string(name) + "." + std::string(key.str()) + ": unknown key");
+        continue;
+      }
+      seen_[f] = node.source();
+      std::string problem = assign(*f, node);
+      if (!problem.empty()) add(node.source(), dotted(*f) + ": " + problem);
+    }
+  }
+
+  // Stores the node's value in the field; returns the problem, if any.
+  std::string assign(const Field& f, const toml::node& node) {
+    Ref ref = f.ref(config_);
+    Value v;
+    if (std::holds_alternative<std::string*>(ref)) {
+      const auto* s = node.as_string();
+      if (!s) return "expected a string";
+      v = s->get();
+    } else if (std::holds_alternative<bool*>(ref)) {
+      const auto* b = node.as_boolean();
+      if (!b) return "expected true or false";
+      v = b->get();
+    } else {
+      const auto* i = node.as_integer();
+      if (!i) return "expected an integer";
+      uint64_t max = std::holds_alternative<uint32_t*>(ref) ? std::numeric_limits<uint32_t>::max()
+                                                            : std::numeric_limits<int64_t>::max();
+      if (i->get() < 0 || static_cast<uint64_t>(i->get()) > max) {
+        return "expected an integer from 0 to " + std::to_string(max);
+      }
+      v = static_cast<uint64_t>(i->get());
+    }
+    if (f.check) {
+      std::string problem = f.check(v);
+      if (!problem.empty()) return problem;
+    }
+    std::visit(
+        [&](auto* p) {
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool>) {
+            *p = std::get<T>(v);
+          } else {
+            *p = static_cast<T>(std::get<uint64_t>(v));
+          }
+        },
+        ref);
+    return "";
+  }
+
+  void add(const toml::source_region& where, std::string text) {
+    Problem p;
+    p.line = where.begin.line;
+    p.column = where.begin.column;
+    p.text = path_ + ":";
+    if (p.line > 0) p.text += std::to_string(p.line) + ":" + std::to_string(p.column) + ":";
+    p.text += " " + text;
+    problems_.push_back(std::move(p));
+  }
+
+  std::string path_;
+  Config& config_;
+  std::map<const Field*, toml::source_region> seen_;
+  std::vector<Problem> problems_;
+};
+
+}  // namespace
+
+std::string Config::store_socket() const {
+  if (!store.socket.empty()) return store.socket;
+  std::string dir = general.data_dir;
+  if (!dir.empty() && dir.back() != '/') dir += '/';
+  return dir + "stored.sock";
+}
+
+Result<Config> load_config(const std::string& path) {
+  Config config;
+  if (path.empty()) return config;
+
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return error(Code::config, path + ": cannot read: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return error(Code::config, path + ": cannot read: " + std::strerror(errno));
+
+  toml::table root;
+  try {
+    root = toml::parse(text.str(), path);
+  } catch (const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    return error(Code::config, path + ":" + std::to_string(at.line) + ":" +
+                                   std::to_string(at.column) + ": " + std::string(e.description()));
+  }
+
+  Loader loader(path, config);
+  loader.root(root);
+  MAIL_TRY(loader.status());
+  config.source = path;
+  return config;
+}
+
+Status validate_config(const Config& config) {
+  std::string text;
+  auto add = [&](std::string line) {
+    if (!text.empty()) text += '\n';
+    text += line;
+  };
+  for (const Field& f : kFields) {
+    if (!f.check) continue;
+    std::string problem = f.check(read(f, config));
+    if (!problem.empty()) add(dotted(f) + ": " + problem);
+  }
+  for (auto& [field, problem] : cross_checks(config)) add(dotted(*field) + ": " + problem);
+  if (text.empty()) return Status::ok();
+  return error(Code::config, std::move(text));
+}
+
+std::string default_config_path() {
+  if (const char* env = std::getenv("MAIL_CONFIG"); env && *env) return env;
+  std::error_code ec;
+  if (std::filesystem::exists("mail.toml", ec)) return "mail.toml";
+  return "";
+}
+
+std::string render_config(const Config& config, bool only_defaults) {
+  const Config defaults;
+  const Config& c = only_defaults ? defaults : config;
+  std::string out;
+  if (only_defaults) {
+    out += "# mail configuration: the built-in defaults.\n";
+  } else if (!c.source.empty()) {
+    out += "# mail configuration, read from " + c.source + ".\n";
+  } else {
+    out += "# mail configuration (no file: the built-in defaults).\n";
+  }
+  for (std::string_view section : kSections) {
+    out += "\n[" + std::string(section) + "]\n";
+    for (const Field& f : kFields) {
+      if (f.section != section) continue;
+      out += "# " + std::string(f.help) + "\n";
+      out += std::string(f.key) + " = " + render_value(read(f, c)) + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace mail
