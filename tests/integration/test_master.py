@@ -1,0 +1,161 @@
+"""mail-master: the supervised stack, run as an admin runs it."""
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import Daemon, binary, free_port, port_open, unix_socket_open, wait_for
+
+
+def control(datadir, request):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(os.path.join(datadir, "master.sock"))
+        s.sendall(request.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def service(status, name):
+    for s in status["services"]:
+        if s["name"] == name:
+            return s
+    raise KeyError(name)
+
+
+def write_config(path, datadir, smtp_ports, imap_ports, extra=""):
+    mx, sub, subs = smtp_ports
+    imap, imaps = imap_ports
+    with open(path, "w") as f:
+        f.write(f"""
+[general]
+data_dir = "{datadir}"
+
+[smtp]
+listen_mx = "127.0.0.1:{mx}"
+listen_submission = "127.0.0.1:{sub}"
+listen_submissions = "127.0.0.1:{subs}"
+
+[imap]
+listen = "127.0.0.1:{imap}"
+listen_tls = "127.0.0.1:{imaps}"
+{extra}
+""")
+
+
+@pytest.fixture
+def stack(datadir, tmp_path):
+    binary("mail-stored")
+    config = str(tmp_path / "mail.toml")
+    smtp_ports = (free_port(), free_port(), free_port())
+    imap_ports = (free_port(), free_port())
+    write_config(config, datadir, smtp_ports, imap_ports)
+    master = Daemon([binary("mail-master"), "--config", config, "--drain", "3"],
+                    log_path=str(tmp_path / "master.log"))
+    wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")) or not master.alive(),
+             what="master control socket")
+    assert master.alive(), master.log_text()
+    wait_for(lambda: all(s["state"] == "running" for s in control(datadir, "status")["services"]),
+             what="every service running")
+
+    class Stack:
+        pass
+
+    st = Stack()
+    st.master, st.config, st.datadir = master, config, datadir
+    st.smtp_ports, st.imap_ports = smtp_ports, imap_ports
+    yield st
+    master.stop(timeout=30)
+
+
+def test_status_lists_running_services(stack):
+    status = control(stack.datadir, "status")
+    assert status["ok"] and status["version"] == 1
+    names = [s["name"] for s in status["services"]]
+    assert names[0] == "store"
+    for s in status["services"]:
+        assert s["state"] == "running" and s["pid"] > 0 and s["pss_kb"] > 0
+    assert unix_socket_open(os.path.join(stack.datadir, "stored.sock"))
+    if "imapd" in names:
+        assert port_open(stack.imap_ports[0])
+
+
+def test_killed_child_comes_back_within_a_second(stack):
+    status = control(stack.datadir, "status")
+    victim = status["services"][-1]
+    os.kill(victim["pid"], signal.SIGKILL)
+    start = time.monotonic()
+
+    def back():
+        s = service(control(stack.datadir, "status"), victim["name"])
+        return s["state"] == "running" and s["pid"] not in (0, victim["pid"])
+
+    wait_for(back, timeout=5, what="restart")
+    assert time.monotonic() - start < 1.5
+    assert service(control(stack.datadir, "status"), victim["name"])["restarts"] == 1
+
+
+def test_stop_and_start_one_service(stack):
+    names = [s["name"] for s in control(stack.datadir, "status")["services"]]
+    name = names[-1]
+    assert control(stack.datadir, f"stop {name}")["ok"]
+    wait_for(lambda: service(control(stack.datadir, "status"), name)["state"] == "held", what="held")
+    assert control(stack.datadir, f"start {name}")["ok"]
+    wait_for(lambda: service(control(stack.datadir, "status"), name)["state"] == "running", what="running")
+    answer = control(stack.datadir, "restart nosuch")
+    assert not answer["ok"] and answer["code"] == "not_found"
+    assert not control(stack.datadir, "frobnicate")["ok"]
+
+
+def test_reload_keeps_unchanged_services(stack):
+    before = {s["name"]: s["pid"] for s in control(stack.datadir, "status")["services"]}
+    if "imapd" not in before:
+        pytest.skip("mail-imapd is not built")
+    new_imap = (free_port(), free_port())
+    write_config(stack.config, stack.datadir, stack.smtp_ports, new_imap)
+    stack.master.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: port_open(new_imap[0]), what="imapd on its new port")
+    after = {s["name"]: s["pid"] for s in control(stack.datadir, "status")["services"]}
+    assert after["store"] == before["store"]
+    assert after["imapd"] != before["imapd"]
+    if "smtpd" in before:
+        assert after["smtpd"] == before["smtpd"]
+
+
+def test_sigterm_stops_everything(stack):
+    pids = [s["pid"] for s in control(stack.datadir, "status")["services"]]
+    assert stack.master.stop(timeout=30) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not os.path.exists(os.path.join(stack.datadir, "master.sock"))
+    log = stack.master.log_text()
+    assert "stack stopped" in log
+
+
+def test_crash_loop_is_throttled_while_store_serves(datadir, tmp_path):
+    binary("mail-stored")
+    binary("mail-imapd")
+    config = str(tmp_path / "mail.toml")
+    # A certificate that does not exist makes mail-imapd exit at start, every time.
+    write_config(config, datadir, (free_port(), free_port(), free_port()), (free_port(), free_port()),
+                 extra='\n[tls]\ncert_file = "/nonexistent/cert.pem"\nkey_file = "/nonexistent/key.pem"\n')
+    master = Daemon([binary("mail-master"), "--config", config],
+                    log_path=str(tmp_path / "master.log"))
+    try:
+        wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")), what="control socket")
+        wait_for(lambda: service(control(datadir, "status"), "imapd")["state"] == "throttled",
+                 timeout=15, what="imapd throttled")
+        assert service(control(datadir, "status"), "store")["state"] == "running"
+        assert unix_socket_open(os.path.join(datadir, "stored.sock"))
+        assert "throttled" in master.log_text()
+    finally:
+        master.stop(timeout=30)
