@@ -18,7 +18,7 @@ struct termios g_saved;
 volatile sig_atomic_t g_echo_off = 0;
 
 extern "C" void restore_and_reraise(int sig) {
-  if (g_echo_off) tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved);
+  if (g_echo_off) tcsetattr(STDIN_FILENO, TCSANOW, &g_saved);
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -28,29 +28,29 @@ void drop_newline(std::string& s) {
   if (!s.empty() && s.back() == '\r') s.pop_back();
 }
 
+// Echo goes off before the prompt appears, so whatever is typed after it is never
+// shown; TCSANOW keeps input typed ahead instead of discarding it.
 Result<std::string> prompt_once(std::string_view prompt) {
-  std::cerr << prompt << ": " << std::flush;
   struct termios t;
-  bool restore = false;
-  if (tcgetattr(STDIN_FILENO, &t) == 0) {
-    g_saved = t;
-    t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    t.c_lflag |= ECHONL;
-    g_echo_off = 1;
-    auto old_int = std::signal(SIGINT, restore_and_reraise);
-    auto old_term = std::signal(SIGTERM, restore_and_reraise);
-    restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0;
-    std::string line;
-    bool got = static_cast<bool>(std::getline(std::cin, line));
-    if (restore) tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved);
-    g_echo_off = 0;
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
-    if (!got) return error(Code::invalid, "no password entered");
-    drop_newline(line);
-    return line;
-  }
-  return error(Code::io, std::string("cannot read the terminal: ") + std::strerror(errno));
+  if (tcgetattr(STDIN_FILENO, &t) != 0)
+    return error(Code::io, std::string("cannot read the terminal: ") + std::strerror(errno));
+  g_saved = t;
+  t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  t.c_lflag |= ECHONL;
+  g_echo_off = 1;
+  auto old_int = std::signal(SIGINT, restore_and_reraise);
+  auto old_term = std::signal(SIGTERM, restore_and_reraise);
+  bool restore = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+  std::cerr << prompt << ": " << std::flush;
+  std::string line;
+  bool got = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) tcsetattr(STDIN_FILENO, TCSANOW, &g_saved);
+  g_echo_off = 0;
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (!got) return error(Code::invalid, "no password entered");
+  drop_newline(line);
+  return line;
 }
 
 }  // namespace

@@ -387,3 +387,65 @@ def test_config_check_and_show(run, tmp_path):
     assert run("mailctl", "config", "check", again).returncode == 0
     r = run("mailctl", "--config", again, "config", "show")
     assert tomllib.loads(r.stdout.decode()) == shown
+
+
+# ---- the terminal prompt --------------------------------------------------------------
+
+def _on_terminal(argv, answers, timeout=30):
+    """Runs argv with a pseudo-terminal as stdin/stdout/stderr, answering each prompt
+    (text ending in ": ") with the next answer. Returns (exit code, terminal output)."""
+    import pty
+    import select
+    import time
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    out = b""
+    deadline = time.monotonic() + timeout
+    pending = list(answers)
+
+    def read_some():
+        nonlocal out
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(out)
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        out += chunk
+        return bool(chunk)
+
+    while pending:
+        while not out.rstrip().endswith(b":"):
+            if not read_some():
+                break
+        os.write(fd, pending.pop(0) + b"\n")
+        out += b"\x00"  # mark the answer so the next prompt is awaited afresh
+    while read_some():
+        pass
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.replace(b"\x00", b"").decode("utf-8", "replace")
+
+
+def test_password_prompt_on_terminal(run, datadir, tmp_path):
+    config = tmp_path / "mail.toml"
+    config.write_text(f'[general]\ndata_dir = "{datadir}"\n')
+    base = [binary("mailctl"), "--config", str(config), "--offline"]
+    assert run("mailctl", *base[1:], "domain", "add", "example.test").returncode == 0
+
+    code, out = _on_terminal(base + ["account", "add", "joe@example.test"], [b"first-Secret", b"other-Secret"])
+    assert code == EX_DATAERR and "do not match" in out, out
+    assert "first-Secret" not in out and "other-Secret" not in out  # no echo
+    r = run("mailctl", *base[1:], "--format", "json", "account", "list")
+    assert json.loads(r.stdout) == []
+
+    code, out = _on_terminal(base + ["account", "add", "joe@example.test"], [b"tty-Secret", b"tty-Secret"])
+    assert code == 0, out
+    assert out.count("assword") == 2 and "tty-Secret" not in out, out
+    r = run("mailctl", *base[1:], "--format", "json", "account", "list")
+    assert [a["address"] for a in json.loads(r.stdout)] == ["joe@example.test"]
+
+    code, out = _on_terminal(base + ["account", "passwd", "joe@example.test"], [b"next-Secret", b"next-Secret"])
+    assert code == 0 and "next-Secret" not in out, out
