@@ -16,6 +16,13 @@ std::string base64_encode(std::string_view data) {
 Result<std::string> base64_decode(std::string_view text) {
   if (text.empty()) return std::string();
   if (text.size() % 4 != 0) return error(Code::invalid, "invalid base64: length");
+  // libsodium 1.0.18 maps some bytes >= 0x80 to base64 digits: check the
+  // alphabet first (padding placement is left to libsodium).
+  for (char c : text) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/' || c == '=';
+    if (!ok) return error(Code::invalid, "invalid base64: bad character");
+  }
   std::string out(text.size() / 4 * 3, '\0');
   size_t len = 0;
   const char* end = nullptr;

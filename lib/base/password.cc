@@ -195,14 +195,13 @@ ScramKeys derive_scram_keys(std::string_view password, uint32_t iterations) {
   return derive_scram_keys(password, random_bytes(16), iterations);
 }
 
-ScramKeys derive_scram_keys(std::string_view password, std::string_view salt,
-                            uint32_t iterations) {
+ScramKeys derive_scram_keys(std::string_view password, std::string_view salt, uint32_t iterations) {
   if (iterations < 1) iterations = 1;
   std::string salted(SHA256_DIGEST_LENGTH, '\0');
-  PKCS5_PBKDF2_HMAC(reinterpret_cast<const char*>(bytes_of(password)),
-                    static_cast<int>(password.size()), bytes_of(salt),
-                    static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
-                    static_cast<int>(salted.size()), reinterpret_cast<unsigned char*>(salted.data()));
+  PKCS5_PBKDF2_HMAC(
+      reinterpret_cast<const char*>(bytes_of(password)), static_cast<int>(password.size()),
+      bytes_of(salt), static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+      static_cast<int>(salted.size()), reinterpret_cast<unsigned char*>(salted.data()));
   std::string client_key = hmac_sha256(salted, "Client Key");
   ScramKeys k;
   k.salt.assign(salt);
@@ -286,8 +285,8 @@ Result<std::string> ScramServer::client_first(std::string_view message) {
   if (server_nonce_.empty()) server_nonce_ = base64_encode(random_bytes(18));
   nonce_.assign(client_nonce);
   nonce_ += server_nonce_;
-  server_first_ = "r=" + nonce_ + ",s=" + base64_encode(keys_.salt) +
-                  ",i=" + std::to_string(keys_.iterations);
+  server_first_ =
+      "r=" + nonce_ + ",s=" + base64_encode(keys_.salt) + ",i=" + std::to_string(keys_.iterations);
   state_ = State::first_sent;
   return server_first_;
 }

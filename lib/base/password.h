@@ -59,8 +59,7 @@ Result<std::string> saslprep(std::string_view text);
 ScramKeys derive_scram_keys(std::string_view password,
                             uint32_t iterations = kScramDefaultIterations);
 // The same with a given salt (raw bytes): for tests and re-derivation.
-ScramKeys derive_scram_keys(std::string_view password, std::string_view salt,
-                            uint32_t iterations);
+ScramKeys derive_scram_keys(std::string_view password, std::string_view salt, uint32_t iterations);
 
 // The server side of one SCRAM-SHA-256 exchange, without channel binding.
 //

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <sodium.h>
 
 #include <map>
 
@@ -22,11 +23,13 @@ TEST(PasswordBase64, RoundTripsAndRejectsNonCanonical) {
   EXPECT_EQ(base64_encode(std::string("\0\xff", 2)), "AP8=");
   EXPECT_EQ(*base64_decode("Zm9vYg=="), "foob");
   EXPECT_EQ(*base64_decode(""), "");
-  for (const char* bad : {"Zg", "Zg=", "Zh==", "Zm9v YQ==", "Zm9v\n", "====", "Z===", "Zm9-",
-                          "Zm9vYg==Zg=="}) {
+  for (const char* bad :
+       {"Zg", "Zg=", "Zh==", "Zm9v YQ==", "Zm9v\n", "====", "Z===", "Zm9-",
+        "Zm9vYg==Zg==", "\xa7\xcd\xcd\xa5NY7soEsUEjb6gQ==", "Zm9v\xff\xff\xff\xff"}) {
     auto r = base64_decode(bad);
     EXPECT_EQ(r.code(), Code::invalid) << bad;
   }
+  EXPECT_EQ(base64_decode(std::string("Zm\0v", 4)).code(), Code::invalid);
 }
 
 // ---- argon2id ---------------------------------------------------------------
@@ -63,10 +66,20 @@ TEST(PasswordHash, MalformedInputs) {
   EXPECT_FALSE(verify_password(std::string("$argon2id\0$", 11), "x"));
   EXPECT_TRUE(password_needs_rehash(""));
   EXPECT_TRUE(password_needs_rehash("garbage"));
-  // Weaker limits than the current ones need a rehash.
+  // Not argon2id at all (argon2i): rehash.
   EXPECT_TRUE(password_needs_rehash(
-      "$argon2id$v=19$m=4096,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$"
+      "$argon2i$v=19$m=32768,t=4,p=1$c29tZXNhbHRzb21lc2FsdA$"
       "2LzVq1b1mJ0ziHJdPBqCzmj2HsylJaGdBv1PMy+iYqQ"));
+}
+
+TEST(PasswordHash, WeakerLimitsNeedRehash) {
+  ASSERT_GE(sodium_init(), 0);
+  char weak[crypto_pwhash_STRBYTES];
+  ASSERT_EQ(crypto_pwhash_str_alg(weak, "pw", 2, crypto_pwhash_OPSLIMIT_MIN,
+                                  crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_ALG_ARGON2ID13),
+            0);
+  EXPECT_TRUE(verify_password(weak, "pw"));
+  EXPECT_TRUE(password_needs_rehash(weak));
 }
 
 TEST(PasswordCompare, ConstantTimeEqual) {
