@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+// Heavy: included here only, never from a header.
 #include <toml++/toml.h>
 
 namespace mail {
@@ -102,7 +103,9 @@ std::string host_port_problem(std::string_view s) {
     if (colon == std::string_view::npos) return "missing :port";
     host = s.substr(0, colon);
     port = s.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return "an IPv6 address goes in brackets, [::1]:25";
+    if (host.find(':') != std::string_view::npos) {
+      return "an IPv6 address goes in brackets, [::1]:25";
+    }
     if (host.empty()) return "missing host";
     if (!std::all_of(host.begin(), host.end(), host_char)) {
       return "not a host name or IPv4 address: " + std::string(host);
@@ -141,8 +144,8 @@ std::string lmtp_address(const Value& v) {
     problem = host_port_problem(*s);
   }
   if (problem.empty()) return "";
-  return "expected unix:/path, host:port, [ipv6]:port or \"\" for off (got \"" + *s + "\": " +
-         problem + ")";
+  return "expected unix:/path, host:port, [ipv6]:port or \"\" for off (got \"" + *s +
+         "\": " + problem + ")";
 }
 
 // ---- the table ----------------------------------------------------------------
@@ -201,8 +204,8 @@ const Field kFields[] = {
 
     MAIL_FIELD(imap, listen, "IMAP listener with STARTTLS (port 143), host:port; \"\": off.",
                listen_address),
-    MAIL_FIELD(imap, listen_tls, "IMAP listener with implicit TLS (port 993), host:port; \"\": off.",
-               listen_address),
+    MAIL_FIELD(imap, listen_tls,
+               "IMAP listener with implicit TLS (port 993), host:port; \"\": off.", listen_address),
     MAIL_FIELD(imap, max_literal, "Largest literal a client may send (APPEND), in bytes.",
                positive),
     MAIL_FIELD(imap, max_line_length, "Longest command line, in bytes.", positive),
@@ -256,13 +259,27 @@ std::string toml_quote(std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\f': out += "\\f"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];

@@ -242,15 +242,16 @@ TEST_F(ConfigTest, ListenAddresses) {
   auto listen_error = [&](const std::string& key, const std::string& value) {
     return load_error("[smtp]\n" + key + " = \"" + value + "\"\n");
   };
-  for (const char* ok : {"", "127.0.0.1:25", "[::1]:25", "[::]:1", "mx.example.org:65535",
-                         "localhost:2525"}) {
+  for (const char* ok :
+       {"", "127.0.0.1:25", "[::1]:25", "[::]:1", "mx.example.org:65535", "localhost:2525"}) {
     EXPECT_EQ(listen_error("listen_mx", ok), "(loaded)") << ok;
     EXPECT_EQ(listen_error("listen_lmtp", ok), "(loaded)") << ok;
   }
   EXPECT_EQ(listen_error("listen_lmtp", "unix:/run/lmtp.sock"), "(loaded)");
 
-  const std::string mx = "mail.toml:2:13: smtp.listen_mx: expected host:port, [ipv6]:port or \"\" "
-                         "for off (got ";
+  const std::string mx =
+      "mail.toml:2:13: smtp.listen_mx: expected host:port, [ipv6]:port or \"\" "
+      "for off (got ";
   EXPECT_EQ(listen_error("listen_mx", "127.0.0.1"), mx + "\"127.0.0.1\": missing :port)");
   EXPECT_EQ(listen_error("listen_mx", "127.0.0.1:0"),
             mx + "\"127.0.0.1:0\": the port must be a number from 1 to 65535)");
@@ -268,8 +269,9 @@ TEST_F(ConfigTest, ListenAddresses) {
   EXPECT_EQ(listen_error("listen_mx", "unix:/run/x.sock"),
             mx + "\"unix:/run/x.sock\": the port must be a number from 1 to 65535)");
 
-  const std::string lmtp = "mail.toml:2:15: smtp.listen_lmtp: expected unix:/path, host:port, "
-                           "[ipv6]:port or \"\" for off (got ";
+  const std::string lmtp =
+      "mail.toml:2:15: smtp.listen_lmtp: expected unix:/path, host:port, "
+      "[ipv6]:port or \"\" for off (got ";
   EXPECT_EQ(listen_error("listen_lmtp", "unix:run/x.sock"),
             lmtp + "\"unix:run/x.sock\": the socket path must be absolute)");
   EXPECT_EQ(listen_error("listen_lmtp", "unix:/" + std::string(200, 'x')).find(lmtp), 0u);
