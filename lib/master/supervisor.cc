@@ -103,6 +103,8 @@ class Supervisor {
   Status load();
   Result<int> socket_for(const std::string& address);
   void start(Child& c);
+  // start(), and for the store wait until its socket answers.
+  void launch(Child& c);
   void stop_child(Child& c, int sig = SIGTERM);
   bool wait_store_ready(Child& store, std::chrono::milliseconds limit);
   void reap();
@@ -220,6 +222,12 @@ void Supervisor::start(Child& c) {
   log::info("started {} (pid {})", c.spec.name, pid);
 }
 
+void Supervisor::launch(Child& c) {
+  start(c);
+  if (c.spec.is_store && c.pid > 0 && !wait_store_ready(c, std::chrono::seconds(15)))
+    log::error("the store did not become ready");
+}
+
 void Supervisor::stop_child(Child& c, int sig) {
   if (c.pid > 0) {
     ::kill(c.pid, sig);
@@ -304,7 +312,7 @@ void Supervisor::on_exit(Child& c, int status) {
     c.state = State::stopped;
     if (c.replace && !stop_) {
       c.replace = false;
-      start(c);
+      launch(c);
     }
     return;
   }
@@ -355,8 +363,7 @@ void Supervisor::start_due() {
   auto now = Clock::now();
   for (auto& c : children_) {
     if ((c->state == State::backoff || c->state == State::throttled) && !c->held && now >= c->next_start) {
-      start(*c);
-      if (c->spec.is_store) wait_store_ready(*c, std::chrono::seconds(15));
+      launch(*c);
     }
   }
 }
@@ -375,7 +382,7 @@ void Supervisor::reload() {
     if (!c) {
       children_.push_back(std::make_unique<Child>());
       children_.back()->spec = spec;
-      start(*children_.back());
+      launch(*children_.back());
       continue;
     }
     // Settings a daemon reads from the file also count: restart on any change of its section.
@@ -390,7 +397,7 @@ void Supervisor::reload() {
       c->replace = true;
       stop_child(*c);
     } else if (!c->held) {
-      start(*c);
+      launch(*c);
     }
   }
   // Close sockets no service uses any more.
@@ -468,14 +475,14 @@ void Supervisor::handle_control(int fd) {
         stop_child(*c);
       } else if (verb == "start") {
         c->held = false;
-        if (c->pid == 0) start(*c);
+        if (c->pid == 0) launch(*c);
       } else {
         c->held = false;
         if (c->pid > 0) {
           c->replace = true;
           stop_child(*c);
         } else {
-          start(*c);
+          launch(*c);
         }
       }
       answer = {{"ok", true}};
@@ -566,9 +573,7 @@ int Supervisor::run() {
   }
   auto begin = Clock::now();
   for (auto& c : children_) {
-    if (!c->spec.is_store) continue;
-    start(*c);
-    if (!wait_store_ready(*c, std::chrono::seconds(15))) log::error("the store did not become ready");
+    if (c->spec.is_store) launch(*c);
   }
   for (auto& c : children_)
     if (!c->spec.is_store) start(*c);
