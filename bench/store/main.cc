@@ -52,7 +52,9 @@ void populate(const std::string& data_dir, const std::vector<std::pair<std::stri
   auto store = must(RocksStore::open({data_dir, 32, /*sync=*/false}), "open for populate");
   must(store->domain_add({"example.test"}), "domain add");
   for (const auto& [address, count] : accounts) {
-    auto account = must(store->account_add({address, {}, {}, ""}), "account add");
+    AccountAddReq add;
+    add.address = address;
+    auto account = must(store->account_add(add), "account add");
     std::vector<std::thread> threads;
     std::atomic<uint32_t> next{0};
     for (int t = 0; t < 4; ++t)
@@ -156,6 +158,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "small runs, for a smoke check");
   CLI11_PARSE(app, argc, argv);
   signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, nullptr, _IOLBF, 0);
 
   const uint32_t big = quick ? 10000 : 100000;
   const uint32_t small = 1000;
