@@ -14,6 +14,7 @@
 #include "base/password_input.h"
 #include "base/status.h"
 #include "config/config.h"
+#include "master/control.h"
 #include "store/store.h"
 
 #ifndef MAIL_VERSION
@@ -124,6 +125,33 @@ int main(int argc, char** argv) {
   auto* config_show = config_cmd->add_subcommand("show", "Print the effective configuration as TOML");
   config_show->add_flag("--defaults", only_defaults, "print the built-in defaults instead");
 
+  // The running stack, through mail-master's control socket.
+  auto* stack_cmd = app.add_subcommand("stack", "Control the running stack (mail-master)");
+  stack_cmd->require_subcommand(1);
+  std::string stack_request;
+  std::string stack_service;
+  struct StackVerb {
+    const char* name;
+    const char* help;
+    bool service;  // takes a SERVICE (optional for start/stop)
+  };
+  for (const StackVerb& v : {StackVerb{"status", "Show each service: state, pid, uptime, restarts, memory, listeners", false},
+                             StackVerb{"reload", "Re-read the configuration; restart services whose settings changed", false},
+                             StackVerb{"start", "Start a stopped service", true},
+                             StackVerb{"stop", "Stop one service, or the whole stack when none is named", true},
+                             StackVerb{"restart", "Restart a service", true}}) {
+    auto* sub = stack_cmd->add_subcommand(v.name, v.help);
+    if (v.service) sub->add_option("SERVICE", stack_service, "store, smtpd, imapd, ...")->required(std::string(v.name) != "stop");
+    sub->callback([&stack_request, name = std::string(v.name)] { stack_request = name; });
+  }
+  auto* logs_cmd = app.add_subcommand("logs", "Print the stack's collected log (DATA_DIR/log/mail.log)");
+  std::string logs_service;
+  size_t logs_lines = 20;
+  bool logs_follow = false;
+  logs_cmd->add_option("SERVICE", logs_service, "only this service's lines (store, smtpd, imapd, master)");
+  logs_cmd->add_option("-n,--lines", logs_lines, "how many lines (default 20)");
+  logs_cmd->add_flag("-f,--follow", logs_follow, "keep printing new lines");
+
   mail::add_completion_option(app);
 
   try {
@@ -156,6 +184,20 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  std::string dir = data_dir.empty() ? config->general.data_dir : data_dir;
+  if (!stack_request.empty()) {
+    std::string request = stack_request + (stack_service.empty() ? "" : " " + stack_service);
+    auto out = mail::master::stack_request(dir, request);
+    if (!out) return fail(out.code(), out.status().message());
+    std::cout << mail::admin::render(*out, *format) << std::flush;
+    return 0;
+  }
+  if (logs_cmd->parsed()) {
+    auto st = mail::master::print_logs(dir, logs_service, logs_lines, logs_follow, std::cout);
+    if (!st) return fail(st.code(), st.message());
+    return 0;
+  }
+
   // ---- an admin operation --------------------------------------------------------
   Command* cmd = nullptr;
   for (auto& c : commands)
@@ -176,7 +218,7 @@ int main(int argc, char** argv) {
     args.set("password", std::move(*password));
   }
 
-  mail::store::StorePaths paths{data_dir.empty() ? config->general.data_dir : data_dir};
+  mail::store::StorePaths paths{dir};
   auto mode = offline ? mail::store::OpenMode::direct
               : online ? mail::store::OpenMode::daemon
                        : mail::store::OpenMode::automatic;

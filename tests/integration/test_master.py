@@ -159,3 +159,20 @@ def test_crash_loop_is_throttled_while_store_serves(datadir, tmp_path):
         assert "throttled" in master.log_text()
     finally:
         master.stop(timeout=30)
+
+
+def test_mailctl_stack_and_logs(stack, run):
+    out = run("mailctl", "--data-dir", stack.datadir, "stack", "status", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["services"][0]["name"] == "store"
+    table = run("mailctl", "--data-dir", stack.datadir, "stack", "status")
+    assert table.stdout.decode().splitlines()[0].split()[:3] == ["SERVICE", "STATE", "PID"]
+    bad = run("mailctl", "--data-dir", stack.datadir, "stack", "restart", "nosuch")
+    assert bad.returncode == 67 and b"no such service" in bad.stderr
+    logs = run("mailctl", "--data-dir", stack.datadir, "logs", "store")
+    assert logs.returncode == 0 and b"mail-stored[" in logs.stdout
+    assert run("mailctl", "--data-dir", stack.datadir, "stack", "stop").returncode == 0
+    stack.master.proc.wait(timeout=30)
+    down = run("mailctl", "--data-dir", stack.datadir, "stack", "status")
+    assert down.returncode == 69 and b"not running" in down.stderr

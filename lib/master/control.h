@@ -1,0 +1,22 @@
+// The client side of mail-master's control socket (protocol in supervisor.h and
+// mail-master(8)), used by `mailctl stack ...` and `mailctl logs`.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "admin/admin.h"
+
+namespace mail::master {
+
+// Sends one request line ("status", "reload", "stop", "restart smtpd", ...) to
+// the mail-master running on data_dir. Code::unavailable when none runs; the
+// supervisor's refusals come back with their code (not_found, invalid).
+Result<admin::Output> stack_request(const std::string& data_dir, const std::string& request);
+
+// Prints the last `lines` lines of the collected log (only SERVICE's if given),
+// then, with follow, new lines as they come until interrupted.
+Status print_logs(const std::string& data_dir, const std::string& service, size_t lines, bool follow,
+                  std::ostream& out);
+
+}  // namespace mail::master
