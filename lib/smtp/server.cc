@@ -1,6 +1,7 @@
 #include "smtp/server.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include "base/log.h"
 #include "service/listen.h"
@@ -68,9 +69,12 @@ void Server::run(int fd, Mode mode, bool implicit_tls) {
   // Early talkers: a client that sends before it was greeted is not speaking SMTP.
   if (mode == Mode::mx && !implicit_tls && pregreet_ms_ > 0) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, pregreet_ms_) > 0 && (p.revents & POLLIN)) {
+    char probe;
+    if (::poll(&p, 1, pregreet_ms_) > 0 && (p.revents & POLLIN) && ::recv(fd, &probe, 1, MSG_PEEK) > 0) {
       log::info("smtp: {} talked before the greeting", peer);
       (void)stream.write_all(session.early_talker_reply());
+      char drain[4096];  // read what it sent, so closing does not reset the connection
+      (void)stream.read_some(drain, sizeof drain, 100);
       return;
     }
   }
