@@ -374,6 +374,41 @@ TEST_F(StoreServerTest, SubscriptionEventsArrive) {
   EXPECT_EQ(got.size(), 1u);
 }
 
+TEST_F(StoreServerTest, SubscriptionsComeBackAfterTheServerRestarts) {
+  serve();
+  auto c = client();
+  ASSERT_TRUE(c);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ChangeEvent> got;
+  auto sub = c->subscribe(0, [&](const std::vector<ChangeEvent>& events) {
+    std::lock_guard lock(mu);
+    got.insert(got.end(), events.begin(), events.end());
+    cv.notify_all();
+  });
+  ASSERT_TRUE(sub.is_ok());
+  server_->stop();
+  EXPECT_EQ(fake_.subscriptions(), 0u);
+  serve();
+  // Without any call, the client reconnects for its subscription and says
+  // "look again" (mailbox 0), then events flow as before.
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return !got.empty(); }));
+    EXPECT_EQ(got[0].kind, ChangeKind::mailbox);
+    EXPECT_EQ(got[0].mailbox, 0u);
+  }
+  for (int i = 0; i < 200 && fake_.subscriptions() == 0; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(fake_.subscriptions(), 1u);
+  auto other = client("other");
+  ASSERT_TRUE(other);
+  ASSERT_TRUE(other->data_put({{9, "x", "k"}, "12345"}).is_ok());
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return got.size() >= 2; }));
+  EXPECT_EQ(got[1].account, 9u);
+  EXPECT_EQ(got[1].uids, std::vector<Uid>{5});
+}
+
 TEST_F(StoreServerTest, LostConnectionIsUnavailableThenReconnects) {
   serve();
   auto c = client();
