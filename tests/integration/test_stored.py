@@ -109,3 +109,45 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(daemons, datadir, tmp_pat
     assert v.returncode == 0, out
     assert f"verified {acked} acknowledged deliveries" in out
     assert d2.stop() == 0
+
+
+def test_serves_an_inherited_socket(datadir, tmp_path, run):
+    """Started the systemd way: the listening socket is fd 3, LISTEN_FDS=1."""
+    import socket as socketlib
+    path = str(tmp_path / "inherited.sock")
+    listener = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    fd = listener.fileno()
+
+    def as_fd3():
+        os.dup2(fd, 3)
+        os.set_inheritable(3, True)
+
+    env = dict(os.environ, LISTEN_FDS="1")
+    env.pop("NOTIFY_SOCKET", None)
+    log = open(tmp_path / "stored.log", "wb")
+    # LISTEN_PID must be the daemon's own pid: set it in the shell that execs it.
+    proc = subprocess.Popen(["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" --data-dir "$1"',
+                             binary("mail-stored"), datadir],
+                            env=env, preexec_fn=as_fd3, pass_fds=(3,), stdout=log, stderr=log)
+    try:
+        listener.close()
+        wait_for(lambda: "serving" in (tmp_path / "stored.log").read_text() or proc.poll() is not None,
+                 timeout=30, what="mail-stored to serve")
+        assert proc.poll() is None, (tmp_path / "stored.log").read_text()
+        assert "an inherited socket" in (tmp_path / "stored.log").read_text()
+        assert not os.path.exists(os.path.join(datadir, "stored.sock"))
+        acks = tmp_path / "acks"
+        with open(acks, "wb") as out:
+            r = subprocess.run([torture(), "deliver", "--socket", path, "--threads", "2", "--count", "5"],
+                               stdout=out, stderr=subprocess.PIPE, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert os.path.exists(path)  # an inherited socket's file is not ours to remove
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
