@@ -51,7 +51,8 @@ bool parse_section(Parser& p, Section& s, bool binary) {
     auto n = p.nz_number();
     if (!n) return false;
     s.path.push_back(*n);
-    spec += (spec.empty() ? "" : ".") + std::to_string(*n);
+    if (!spec.empty()) spec += '.';
+    spec += std::to_string(*n);
     if (!p.consume('.')) break;
     if (!std::isdigit(static_cast<unsigned char>(p.peek()))) {
       spec += '.';

@@ -126,8 +126,9 @@ void Session::cmd_copy(const std::string& tag, Parser& p, std::string& out, bool
   }
   auto to = env_.store->mailbox_get({account_.id, mailbox_from_imap(*dest)});
   if (!to) {
-    out += tag + (to.code() == Code::not_found ? std::string(" NO [TRYCREATE] no such mailbox\r\n")
-                                               : " " + no_for(to.status()) + "\r\n");
+    out += tag;
+    out += to.code() == Code::not_found ? " NO [TRYCREATE] no such mailbox" : ' ' + no_for(to.status());
+    out += "\r\n";
     return;
   }
   std::vector<size_t> idx = resolve(*set, uid);
@@ -194,8 +195,9 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
     }
     if (!msg) return bad(p.error());
     if (!mb) {
-      out += tag + (mb.code() == Code::not_found ? std::string(" NO [TRYCREATE] no such mailbox\r\n")
-                                                 : " " + no_for(mb.status()) + "\r\n");
+      out += tag;
+      out += mb.code() == Code::not_found ? " NO [TRYCREATE] no such mailbox" : ' ' + no_for(mb.status());
+      out += "\r\n";
       return;
     }
     if (msg->empty()) {

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "imap/server.h"
 #include "imap/session.h"
 #include "imap/util.h"
 
@@ -105,18 +104,6 @@ TEST(ImapDates, InternalDateRoundTrip) {
   EXPECT_FALSE(parse_internal_date("7-Foo-1994 21:52:25 -0800"));
   EXPECT_EQ(*parse_search_date("1-Feb-1994"), 760060800);
   EXPECT_FALSE(parse_search_date("1-Feb-94x"));
-}
-
-TEST(ImapServer, HostPort) {
-  auto a = parse_host_port("127.0.0.1:1430");
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a->host, "127.0.0.1");
-  EXPECT_EQ(a->port, 1430);
-  auto b = parse_host_port("[::1]:993");
-  ASSERT_TRUE(b);
-  EXPECT_EQ(b->host, "::1");
-  EXPECT_FALSE(parse_host_port("localhost"));
-  EXPECT_FALSE(parse_host_port("a:99999"));
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "imap/server.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -12,41 +10,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
-#include <set>
-#include <thread>
-#include <vector>
 
 #include "base/log.h"
 #include "imap/session.h"
+#include "service/daemon.h"
+#include "service/tls.h"
 
 namespace mail::imap {
-
-Result<HostPort> parse_host_port(const std::string& text) {
-  HostPort hp;
-  std::string port;
-  if (!text.empty() && text[0] == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      return error(Code::config, "bad listen address (want [v6]:port): " + text);
-    hp.host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) return error(Code::config, "listen address needs host:port: " + text);
-    hp.host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535)
-    return error(Code::config, "bad port in listen address: " + text);
-  hp.port = static_cast<uint16_t>(std::stoul(port));
-  if (hp.host.empty()) hp.host = "0.0.0.0";
-  return hp;
-}
 
 namespace {
 
@@ -93,14 +64,15 @@ struct Conn {
   }
 
   // Reads more bytes; waits on the wake fd too when `wakeable`.
-  // Returns 1 data, 2 woken, 0 closed/error, -1 timeout.
+  // Returns 1 data, 2 woken, 0 closed/error, -1 timeout, -2 the daemon is stopping.
   int fill(int timeout_ms, bool wakeable) {
     if (!(ssl && SSL_pending(ssl) > 0)) {
-      pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-      int r = ::poll(p, wakeable ? 2 : 1, timeout_ms);
+      pollfd p[3] = {{fd, POLLIN, 0}, {service::stop_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+      int r = ::poll(p, wakeable ? 3 : 2, timeout_ms);
       if (r == 0) return -1;
       if (r < 0) return errno == EINTR ? 2 : 0;
-      if (wakeable && (p[1].revents & POLLIN)) {
+      if (p[1].revents & POLLIN) return -2;
+      if (wakeable && (p[2].revents & POLLIN)) {
         uint64_t v;
         (void)!::read(wake_fd, &v, sizeof v);
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) return 2;
@@ -139,19 +111,6 @@ struct Conn {
   }
 };
 
-// Shared by every connection of one serve() call.
-struct Shared {
-  store::Store* store = nullptr;
-  const ImapConfig* config = nullptr;
-  SSL_CTX* tls = nullptr;
-  AuthCache cache;
-  AuthThrottle throttle;
-
-  std::mutex mu;
-  std::condition_variable idle;
-  std::set<int> fds;  // open client sockets, shut down at stop
-};
-
 // Reads one complete command (its lines with their literals inline) into `cmd`.
 // Returns false when the connection is over (closed, timeout, limits).
 // Continuation lines (IDLE's DONE, AUTHENTICATE data) come back with
@@ -172,6 +131,10 @@ ReadResult read_command(Conn& c, Session& s, const ImapConfig& cfg, std::string&
       scan = c.in.size();
       int r = c.fill(timeout_ms, s.idling());
       if (r == 0) return ReadResult::closed;
+      if (r == -2) {
+        c.write_all("* BYE server shutting down\r\n");
+        return ReadResult::closed;
+      }
       if (r == -1) {
         c.write_all("* BYE autologout; idle for too long\r\n");
         return ReadResult::closed;
@@ -219,37 +182,21 @@ ReadResult read_command(Conn& c, Session& s, const ImapConfig& cfg, std::string&
     if (!lit->non_sync && !c.write_all("+ OK\r\n")) return ReadResult::closed;
     while (c.in.size() < lit->size) {
       int r = c.fill(timeout_ms, false);
-      if (r == 0 || r == -1) return ReadResult::closed;
+      if (r == 0 || r < 0) return ReadResult::closed;
     }
     cmd.append(c.in, 0, lit->size);
     c.in.erase(0, lit->size);
   }
 }
 
-bool is_loopback(const sockaddr_storage& peer) {
-  if (peer.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-  }
-  if (peer.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
-    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return true;
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return a->sin6_addr.s6_addr[12] == 127;
-  }
-  return false;
-}
+}  // namespace
 
-std::string peer_ip(const sockaddr_storage& peer) {
-  char ip[INET6_ADDRSTRLEN] = {0};
-  if (peer.ss_family == AF_INET)
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
-  else if (peer.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, ip, sizeof ip);
-  return ip;
-}
+Server::Server(store::Store& store, const ImapConfig& config, std::shared_ptr<service::TlsContext> tls)
+    : store_(store), config_(config), tls_(std::move(tls)) {}
+Server::~Server() = default;
 
-void run_connection(int fd, sockaddr_storage peer, bool implicit_tls, Shared* sh) {
-  const ImapConfig& cfg = *sh->config;
+void Server::run(int fd, bool implicit_tls) {
+  SSL_CTX* ctx = tls_ ? tls_->native() : nullptr;
   {
     Conn c;
     c.fd = fd;
@@ -257,17 +204,17 @@ void run_connection(int fd, sockaddr_storage peer, bool implicit_tls, Shared* sh
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bool alive = c.wake_fd >= 0;
-    if (alive && implicit_tls) alive = c.start_tls(sh->tls, 30000);
+    if (alive && implicit_tls) alive = ctx && c.start_tls(ctx, 30000);
     if (alive) {
       SessionEnv env;
-      env.store = sh->store;
-      env.config = &cfg;
-      env.auth_cache = &sh->cache;
-      env.throttle = &sh->throttle;
-      env.peer_ip = peer_ip(peer);
-      env.loopback = is_loopback(peer);
+      env.store = &store_;
+      env.config = &config_;
+      env.auth_cache = &cache_;
+      env.throttle = &throttle_;
+      env.peer_ip = service::peer_ip(fd);
+      env.loopback = service::is_loopback_peer(fd);
       env.tls = implicit_tls;
-      env.starttls_available = sh->tls != nullptr && !implicit_tls;
+      env.starttls_available = ctx != nullptr && !implicit_tls;
       int wfd = c.wake_fd;
       env.wake = [wfd] {
         uint64_t v = 1;
@@ -277,7 +224,7 @@ void run_connection(int fd, sockaddr_storage peer, bool implicit_tls, Shared* sh
       alive = c.write_all(s.greeting());
       std::string cmd, out;
       while (alive && s.state() != State::logout) {
-        ReadResult rr = read_command(c, s, cfg, cmd);
+        ReadResult rr = read_command(c, s, config_, cmd);
         if (rr == ReadResult::closed) break;
         out.clear();
         if (rr == ReadResult::continuation) s.handle_continuation(cmd, out);
@@ -287,132 +234,13 @@ void run_connection(int fd, sockaddr_storage peer, bool implicit_tls, Shared* sh
           // Anything the client pipelined after STARTTLS was sent in the clear:
           // drop it (RFC 9051 11.1, command injection).
           c.in.clear();
-          alive = c.start_tls(sh->tls, 30000);
+          alive = c.start_tls(ctx, 30000);
           if (alive) s.tls_started();
         }
       }
     }
   }
-  {
-    std::lock_guard lock(sh->mu);
-    sh->fds.erase(fd);
-    ::close(fd);
-  }
-  sh->idle.notify_all();
-}
-
-Result<int> bind_listener(const std::string& address) {
-  MAIL_ASSIGN_OR_RETURN(HostPort hp, parse_host_port(address));
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(hp.port);
-  if (int e = getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &res); e != 0)
-    return error(Code::config, "cannot resolve listen address " + address + ": " + gai_strerror(e));
-  std::string why = "no address";
-  int fd = -1;
-  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 256) == 0) break;
-    why = strerror(errno);
-    ::close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return error(Code::io, "cannot listen on " + address + ": " + why);
-  return fd;
-}
-
-Result<SSL_CTX*> make_tls_context(const ServerOptions& o) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) return error(Code::internal, "cannot create a TLS context: " + ssl_error_text());
-  int min = o.tls_min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
-  if (o.tls_min_version != "1.2" && o.tls_min_version != "1.3") {
-    SSL_CTX_free(ctx);
-    return error(Code::config, "tls.min_version must be 1.2 or 1.3, not " + o.tls_min_version);
-  }
-  SSL_CTX_set_min_proto_version(ctx, min);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
-  if (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
-    std::string e = ssl_error_text();
-    SSL_CTX_free(ctx);
-    return error(Code::config, "cannot load TLS certificate " + o.cert_file + " / key " + key + ": " + e);
-  }
-  return ctx;
-}
-
-}  // namespace
-
-Status serve(store::Store& store, const ServerOptions& options, const std::atomic<bool>* stop) {
-  Shared sh;
-  sh.store = &store;
-  sh.config = &options.config;
-  if (!options.cert_file.empty()) {
-    MAIL_ASSIGN_OR_RETURN(sh.tls, make_tls_context(options));
-  } else if (!options.listen_tls.empty()) {
-    return error(Code::config, "an implicit-TLS listener needs a certificate (tls.cert_file)");
-  }
-  struct Listener {
-    int fd;
-    bool tls;
-    std::string address;
-  };
-  std::vector<Listener> listeners;
-  auto close_all = [&] {
-    for (auto& l : listeners) ::close(l.fd);
-    if (sh.tls) SSL_CTX_free(sh.tls);
-  };
-  for (auto [addr, tls] : {std::pair{options.listen, false}, std::pair{options.listen_tls, true}}) {
-    if (addr.empty()) continue;
-    auto fd = bind_listener(addr);
-    if (!fd) {
-      close_all();
-      return fd.status();
-    }
-    listeners.push_back({*fd, tls, addr});
-    log::info("listening on {} ({})", addr, tls ? "implicit TLS" : sh.tls ? "STARTTLS" : "no TLS");
-  }
-  if (listeners.empty()) {
-    close_all();
-    return error(Code::config, "no IMAP listener configured");
-  }
-  while (!stop->load()) {
-    std::vector<pollfd> p;
-    for (auto& l : listeners) p.push_back({l.fd, POLLIN, 0});
-    if (::poll(p.data(), p.size(), 200) <= 0) continue;
-    for (size_t i = 0; i < p.size(); ++i) {
-      if (!(p[i].revents & POLLIN)) continue;
-      sockaddr_storage peer{};
-      socklen_t len = sizeof peer;
-      int c = ::accept4(listeners[i].fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      {
-        std::lock_guard lock(sh.mu);
-        sh.fds.insert(c);
-      }
-      std::thread(run_connection, c, peer, listeners[i].tls, &sh).detach();
-    }
-  }
-  // Stop: wake every connection thread out of its read and wait for it to end.
-  {
-    std::unique_lock lock(sh.mu);
-    for (int fd : sh.fds) ::shutdown(fd, SHUT_RDWR);
-    if (!sh.idle.wait_for(lock, std::chrono::seconds(10), [&] { return sh.fds.empty(); })) {
-      // The threads use `sh`: returning before they end is not an option.
-      log::warn("waiting for {} connections to close", sh.fds.size());
-      sh.idle.wait(lock, [&] { return sh.fds.empty(); });
-    }
-  }
-  close_all();
-  return Status::ok();
+  ::close(fd);
 }
 
 }  // namespace mail::imap

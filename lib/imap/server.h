@@ -1,37 +1,38 @@
-// The IMAP listeners: one thread per connection, blocking I/O with poll(2) so a
-// store change wakes an IDLE session at once. TLS through OpenSSL: implicit TLS
-// on `listen_tls`, STARTTLS on `listen` whenever a certificate is configured.
-// (To be moved onto lib/service's event loop when it lands.)
+// Serving IMAP connections: a Server runs each accepted connection on the
+// caller's thread (lib/service's accept loop gives every connection one), with
+// blocking I/O and poll(2) on the socket, the daemon's stop fd and a wake fd
+// that store change notifications write to, so IDLE sessions see changes at
+// once. TLS: implicit on the imaps listener, STARTTLS on the plain one.
 #pragma once
 
-#include <atomic>
-#include <string>
+#include <memory>
 
-#include "base/status.h"
 #include "config/config.h"
+#include "imap/session.h"
 #include "store/store.h"
+
+namespace mail::service {
+class TlsContext;
+}
 
 namespace mail::imap {
 
-struct ServerOptions {
-  std::string listen = "127.0.0.1:1430";  // host:port, "[v6]:port"; empty: no plain listener
-  std::string listen_tls;                 // implicit TLS listener; empty: none
-  std::string cert_file;                  // PEM chain; empty: no TLS at all (no STARTTLS)
-  std::string key_file;                   // PEM key; empty: the key is in cert_file
-  std::string tls_min_version = "1.2";    // "1.2" or "1.3"
-  ImapConfig config;
-};
+class Server {
+ public:
+  // `tls` null: no implicit TLS and no STARTTLS.
+  Server(store::Store& store, const ImapConfig& config, std::shared_ptr<service::TlsContext> tls);
+  ~Server();
 
-// Binds every configured listener and serves until `stop` becomes true (checked
-// several times a second), then closes the connections and waits for their
-// threads. Returns at once on a bind or TLS set-up error.
-Status serve(store::Store& store, const ServerOptions& options, const std::atomic<bool>* stop);
+  // Serves one accepted connection until it ends; takes ownership of `fd`.
+  // Thread-safe: called concurrently for every connection.
+  void run(int fd, bool implicit_tls);
 
-// "host:port" / "[v6]:port" split; Code::config when malformed.
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
+ private:
+  store::Store& store_;
+  ImapConfig config_;
+  std::shared_ptr<service::TlsContext> tls_;
+  AuthCache cache_;        // shared by all connections
+  AuthThrottle throttle_;
 };
-Result<HostPort> parse_host_port(const std::string& text);
 
 }  // namespace mail::imap
