@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "config/config.h"
+#include "service/daemon.h"
 #include "store/rocks_store.h"
 #include "store/store_server.h"
 
@@ -72,6 +73,11 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // Started as root (by hand or by mail-master): run as general.user from here on.
+  if (mail::Status st = mail::service::drop_privileges(mail::service::service_user(*config), config->general.data_dir);
+      !st.is_ok())
+    return fail(st);
 
   mail::store::RocksStore::Options options;
   options.data_dir = config->general.data_dir;

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -558,13 +557,9 @@ int Supervisor::run() {
 
   // Root binds the ports, then the children drop to the configured user: they
   // must be able to write the data directory.
-  if (::geteuid() == 0) {
-    std::string user = config_.general.user.empty() ? "mail" : config_.general.user;
-    if (passwd* pw = ::getpwnam(user.c_str())) {
-      for (auto& entry : fs::recursive_directory_iterator(data_dir_, ec))
-        [[maybe_unused]] int rc = ::lchown(entry.path().c_str(), pw->pw_uid, pw->pw_gid);
-      [[maybe_unused]] int rc = ::chown(data_dir_.c_str(), pw->pw_uid, pw->pw_gid);
-    }
+  if (Status st = service::own_data_dir(service::service_user(config_), data_dir_); !st.is_ok()) {
+    log::error("{}", st.message());
+    return exit_code(st.code());
   }
 
   for (auto& spec : services_for(config_, options_.bin_dir)) {

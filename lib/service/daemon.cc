@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -73,16 +74,42 @@ const Listener* Context::listener(std::string_view name) const {
   return nullptr;
 }
 
-Status drop_privileges(const std::string& user_name) {
-  if (::geteuid() != 0) return Status::ok();
-  std::string user = user_name.empty() ? "mail" : user_name;
+std::string service_user(const Config& config) {
+  return config.general.user.empty() ? "mail" : config.general.user;
+}
+
+namespace {
+Result<passwd*> lookup_user(const std::string& user) {
   passwd* pw = ::getpwnam(user.c_str());
   if (!pw) return error(Code::config, "user '" + user + "' does not exist (set general.user)");
   if (pw->pw_uid == 0) return error(Code::config, "general.user must not be root");
+  return pw;
+}
+}  // namespace
+
+Status own_data_dir(const std::string& user, const std::string& data_dir) {
+  if (::geteuid() != 0 || data_dir.empty()) return Status::ok();
+  MAIL_ASSIGN_OR_RETURN(passwd * pw, lookup_user(user));
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return error(Code::io, "cannot create " + data_dir + ": " + ec.message());
+  if (::chown(data_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+    return error(Code::io, "cannot chown " + data_dir + ": " + std::strerror(errno));
+  for (auto it = std::filesystem::recursive_directory_iterator(data_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (::lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid) != 0)
+      return error(Code::io, "cannot chown " + it->path().string() + ": " + std::strerror(errno));
+  return Status::ok();
+}
+
+Status drop_privileges(const std::string& user, const std::string& data_dir) {
+  if (::geteuid() != 0) return Status::ok();
+  MAIL_ASSIGN_OR_RETURN(passwd * pw, lookup_user(user));
+  MAIL_TRY(own_data_dir(user, data_dir));
   if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
     return error(Code::denied, "cannot drop privileges to " + user + ": " + std::strerror(errno));
   if (::setuid(0) == 0) return error(Code::internal, "privileges could be regained after dropping them");
-  log::info("running as user {}", user);
+  log::debug("running as user {}", user);
   return Status::ok();
 }
 
@@ -131,7 +158,7 @@ Result<Context> prepare(std::string program, const CommonOptions& options, const
       ctx.listeners.push_back(Listener{w.name, fd, a.str()});
     }
   }
-  MAIL_TRY(drop_privileges(ctx.config.general.user));
+  MAIL_TRY(drop_privileges(service_user(ctx.config), ctx.config.general.data_dir));
   return ctx;
 }
 

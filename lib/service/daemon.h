@@ -43,8 +43,15 @@ struct ListenerSpec {
 // general.user (default "mail"). Errors are config/io/denied Statuses.
 Result<Context> prepare(std::string program, const CommonOptions& options, const std::vector<ListenerSpec>& specs);
 
-// Drops root privileges to `user`; a no-op when not root.
-Status drop_privileges(const std::string& user);
+// The user daemons run as when started as root: general.user, default "mail".
+std::string service_user(const Config& config);
+
+// Makes `data_dir` (created if missing) and everything in it owned by `user`, so
+// that daemons can use it after dropping root. A no-op when not root.
+Status own_data_dir(const std::string& user, const std::string& data_dir);
+
+// When root: own_data_dir(), then drop to `user` for good. A no-op otherwise.
+Status drop_privileges(const std::string& user, const std::string& data_dir);
 
 struct ServeOptions {
   uint32_t max_connections = 1000;

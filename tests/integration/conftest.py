@@ -147,3 +147,17 @@ def stored(datadir, daemons, tmp_path):
     wait_for(lambda: unix_socket_open(sock) or not d.alive(), what="mail-stored socket")
     assert d.alive(), d.log_text()
     return d
+
+
+@pytest.fixture(autouse=True)
+def traversable_tmp_path(tmp_path):
+    """Started as root, the daemons drop to the unprivileged `mail` user (they
+    chown their data directory first); that user must be able to reach the test's
+    directory, which pytest creates 0700 under a 0700 parent."""
+    if os.geteuid() == 0:
+        path = str(tmp_path)
+        while path not in ("/", ""):
+            mode = os.stat(path).st_mode
+            os.chmod(path, mode | 0o011)
+            path = os.path.dirname(path)
+    return tmp_path

@@ -176,3 +176,14 @@ def test_mailctl_stack_and_logs(stack, run):
     stack.master.proc.wait(timeout=30)
     down = run("mailctl", "--data-dir", stack.datadir, "stack", "status")
     assert down.returncode == 69 and b"not running" in down.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_started_as_root_children_run_unprivileged(stack):
+    import pwd
+    mail_uid = pwd.getpwnam("mail").pw_uid
+    for s in control(stack.datadir, "status")["services"]:
+        with open(f"/proc/{s['pid']}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        assert all(int(u) == mail_uid for u in uids), (s["name"], uids)
+    assert os.stat(os.path.join(stack.datadir, "db")).st_uid == mail_uid
