@@ -116,6 +116,9 @@ void Session::cmd_select(const std::string& tag, Parser& p, std::string& out, bo
   Selected s;
   s.info = list->mailbox;
   s.msgs = std::move(list->messages);
+  // Changes after the listing are picked up by sync(); starting from the
+  // newest entry's modseq may report some again, which is harmless.
+  for (const auto& m : s.msgs) s.known_modseq = std::max(s.known_modseq, m.modseq);
   s.read_only = examine;
   std::set<std::string> keywords;
   for (const auto& m : s.msgs)

@@ -213,7 +213,8 @@ void Session::fetch_flags_line(std::string& out, size_t index, bool with_uid) co
 
 void Session::sync(std::string& out, bool allow_expunge) {
   if (!sel_) return;
-  auto r = env_.store->message_list({sel_->info.id, 1, 0});
+  // Only what changed since the last look: the store keeps a modseq index.
+  auto r = env_.store->changes({sel_->info.id, sel_->known_modseq});
   if (!r) {
     if (r.code() == Code::not_found) {
       out += "* BYE the selected mailbox was deleted\r\n";
@@ -221,42 +222,58 @@ void Session::sync(std::string& out, bool allow_expunge) {
     }
     return;
   }
-  auto& now = r->messages;
-  auto& old = sel_->msgs;
-  std::vector<store::MessageEntry> merged;
-  merged.reserve(now.size());
-  std::vector<store::Uid> vanished;
-  std::vector<size_t> changed;  // indexes in merged
-  size_t j = 0;
-  size_t msn_shift = 0;  // expunges reported so far
-  std::string expunges;
-  for (size_t i = 0; i < old.size(); ++i) {
-    while (j < now.size() && now[j].uid < old[i].uid) ++j;  // cannot happen (new uids are larger)
-    if (j < now.size() && now[j].uid == old[i].uid) {
-      if (now[j].flags != old[i].flags || now[j].keywords != old[i].keywords ||
-          (condstore_ && now[j].modseq != old[i].modseq))
-        changed.push_back(merged.size());
-      merged.push_back(now[j]);
-      ++j;
-    } else if (allow_expunge) {
-      if (qresync_) vanished.push_back(old[i].uid);
-      else expunges += "* " + std::to_string(i + 1 - msn_shift) + " EXPUNGE\r\n";
-      ++msn_shift;
-    } else {
-      merged.push_back(old[i]);  // still visible until an expunge may be reported
-    }
+  auto& msgs = sel_->msgs;
+  auto by_uid = [&](store::Uid uid) {
+    return std::lower_bound(msgs.begin(), msgs.end(), uid,
+                            [](const store::MessageEntry& m, store::Uid u) { return m.uid < u; });
+  };
+  auto& pending = sel_->pending_expunge;
+  for (store::Uid uid : r->vanished) {
+    auto it = by_uid(uid);
+    if (it != msgs.end() && it->uid == uid && !std::binary_search(pending.begin(), pending.end(), uid))
+      pending.insert(std::upper_bound(pending.begin(), pending.end(), uid), uid);
   }
-  size_t before_new = merged.size();
-  store::Uid last = old.empty() ? 0 : old.back().uid;
-  for (; j < now.size(); ++j)
-    if (now[j].uid > last) merged.push_back(now[j]);
-  out += expunges;
-  if (!vanished.empty()) out += "* VANISHED " + uid_set_string(vanished) + "\r\n";
-  old = std::move(merged);
-  if (old.size() != before_new || !expunges.empty() || !vanished.empty() || old.size() != before_new)
-    if (old.size() > before_new) out += "* " + std::to_string(old.size()) + " EXISTS\r\n";
-  for (size_t k : changed) fetch_flags_line(out, k, true);
-  sel_->info = r->mailbox;
+  bool grew = false;
+  store::Uid last = msgs.empty() ? 0 : msgs.back().uid;
+  std::vector<store::Uid> changed;
+  for (auto& e : r->changed) {  // ascending uid
+    if (e.uid > last) {
+      last = e.uid;
+      msgs.push_back(std::move(e));
+      grew = true;
+      continue;
+    }
+    auto it = by_uid(e.uid);
+    if (it == msgs.end() || it->uid != e.uid) continue;  // expunged meanwhile
+    bool differs = it->flags != e.flags || it->keywords != e.keywords || (condstore_ && it->modseq != e.modseq);
+    *it = std::move(e);
+    if (differs) changed.push_back(it->uid);
+  }
+  sel_->known_modseq = r->highest_modseq;
+  sel_->info.highest_modseq = std::max(sel_->info.highest_modseq, r->highest_modseq);
+  // Flag changes first, while their sequence numbers are still the ones the client knows.
+  for (store::Uid uid : changed) {
+    if (std::binary_search(pending.begin(), pending.end(), uid)) continue;
+    fetch_flags_line(out, static_cast<size_t>(by_uid(uid) - msgs.begin()), true);
+  }
+  if (allow_expunge && !pending.empty()) {
+    std::vector<store::MessageEntry> kept;
+    kept.reserve(msgs.size());
+    size_t removed = 0;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      if (std::binary_search(pending.begin(), pending.end(), msgs[i].uid)) {
+        if (!qresync_) out += "* " + std::to_string(i + 1 - removed) + " EXPUNGE\r\n";
+        ++removed;
+      } else {
+        kept.push_back(std::move(msgs[i]));
+      }
+    }
+    if (qresync_) out += "* VANISHED " + uid_set_string(pending) + "\r\n";
+    pending.clear();
+    msgs = std::move(kept);
+  }
+  // New messages arrived: announce the new count (after any expunges above).
+  if (grew) out += "* " + std::to_string(msgs.size()) + " EXISTS\r\n";
 }
 
 void Session::on_wake(std::string& out) {

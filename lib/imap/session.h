@@ -91,6 +91,8 @@ class Session {
     std::vector<store::MessageEntry> msgs;  // index + 1 is the sequence number
     bool read_only = false;
     std::vector<store::Uid> saved;  // SEARCHRES
+    store::ModSeq known_modseq = 0;          // changes up to here are in msgs
+    std::vector<store::Uid> pending_expunge;  // expunged, not yet reported (sorted)
   };
 
   void dispatch(const std::string& tag, const std::string& name, Parser& p, std::string& out, bool uid);
