@@ -32,11 +32,11 @@ std::string openssl_error() {
 }
 
 // Waits until fd is ready (or the daemon stops). 1 ready, 0 timeout, -1 stop/error.
-int wait_fd(int fd, short events, int timeout_ms) {
+int wait_fd(int fd, short events, int timeout_ms, bool interruptible = true) {
   pollfd p[2] = {{fd, events, 0}, {stop_fd(), POLLIN, 0}};
   int n;
   do {
-    n = ::poll(p, 2, timeout_ms);
+    n = ::poll(p, interruptible ? 2 : 1, timeout_ms);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return -1;
   if (n == 0) return 0;
@@ -166,12 +166,12 @@ Result<size_t> Stream::read_some(char* buf, size_t size, int timeout_ms) {
         ERR_clear_error();
         return size_t{0};  // a broken TLS session reads as a closed connection
       }
-      int w = wait_fd(fd_, events, timeout_ms);
+      int w = wait_fd(fd_, events, timeout_ms, interruptible_);
       if (w == 0) return error(Code::temporary, "timed out");
       if (w < 0) return error(Code::unavailable, "stopping");
       continue;
     }
-    int w = wait_fd(fd_, POLLIN, timeout_ms);
+    int w = wait_fd(fd_, POLLIN, timeout_ms, interruptible_);
     if (w == 0) return error(Code::temporary, "timed out");
     if (w < 0) return error(Code::unavailable, "stopping");
     ssize_t n = ::recv(fd_, buf, size, 0);

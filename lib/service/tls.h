@@ -53,8 +53,13 @@ class Stream {
   Result<size_t> read_some(char* buf, size_t size, int timeout_ms);
   Status write_all(std::string_view data);
 
+  // While false, a stopping daemon does not interrupt reads: a session in the
+  // middle of a transaction (SMTP DATA) finishes within the drain time.
+  void set_interruptible(bool interruptible) { interruptible_ = interruptible; }
+
  private:
   int fd_;
+  bool interruptible_ = true;
   ssl_st* ssl_ = nullptr;
 };
 

@@ -84,6 +84,8 @@ void Server::run(int fd, Mode mode, bool implicit_tls) {
   std::vector<char> buf(64 * 1024);
   while (true) {
     int timeout_ms = static_cast<int>(session.in_data() ? config_.data_timeout_s : config_.command_timeout_s) * 1000;
+    // A stopping daemon closes idle sessions, but lets a message being sent finish.
+    stream.set_interruptible(!session.in_data());
     auto n = stream.read_some(buf.data(), buf.size(), timeout_ms);
     if (!n) {
       if (n.code() == Code::temporary) {
