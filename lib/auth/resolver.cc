@@ -1,0 +1,206 @@
+#include "auth/resolver.h"
+
+#include <arpa/inet.h>
+#include <unbound.h>
+
+#include <mutex>
+
+namespace mail::auth {
+
+std::string_view dns_type_name(DnsType type) {
+  switch (type) {
+    case DnsType::a: return "A";
+    case DnsType::aaaa: return "AAAA";
+    case DnsType::mx: return "MX";
+    case DnsType::txt: return "TXT";
+    case DnsType::ptr: return "PTR";
+  }
+  return "?";
+}
+
+std::string dns_name_key(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  std::string out(name);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// ---- stub ---------------------------------------------------------------------
+
+void StubResolver::add(std::string_view name, DnsType type, std::string value) {
+  std::string key = dns_name_key(name);
+  names_.insert(key);
+  records_[{key, type}].push_back(std::move(value));
+}
+
+void StubResolver::fail(std::string_view name) { failing_.insert(dns_name_key(name)); }
+
+void StubResolver::touch(std::string_view name) { names_.insert(dns_name_key(name)); }
+
+Status StubResolver::load_zone(std::string_view text) {
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string_view::npos || line[start] == '#') continue;
+    line.remove_prefix(start);
+    size_t sp = line.find_first_of(" \t");
+    std::string_view name = line.substr(0, sp);
+    std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    size_t ts = rest.find_first_not_of(" \t");
+    rest = ts == std::string_view::npos ? std::string_view() : rest.substr(ts);
+    size_t te = rest.find_first_of(" \t");
+    std::string_view type = rest.substr(0, te);
+    std::string_view value;
+    if (te != std::string_view::npos) {
+      value = rest.substr(te + 1);
+      size_t vs = value.find_first_not_of(" \t");
+      value = vs == std::string_view::npos ? std::string_view() : value.substr(vs);
+    }
+    if (type == "TIMEOUT") {
+      fail(name);
+    } else if (type == "EXISTS") {
+      touch(name);
+    } else if (type == "TXT") {
+      add(name, DnsType::txt, std::string(value));
+    } else if (type == "A") {
+      add(name, DnsType::a, std::string(value));
+    } else if (type == "AAAA") {
+      add(name, DnsType::aaaa, std::string(value));
+    } else if (type == "MX") {
+      add(name, DnsType::mx, std::string(value));
+    } else if (type == "PTR") {
+      add(name, DnsType::ptr, std::string(value));
+    } else {
+      return error(Code::invalid, "zone line " + std::to_string(line_no) + ": unknown type '" +
+                                      std::string(type) + "'");
+    }
+  }
+  return Status::ok();
+}
+
+Result<std::vector<std::string>> StubResolver::lookup(std::string_view name, DnsType type) {
+  ++lookups_;
+  std::string key = dns_name_key(name);
+  if (failing_.count(key)) return error(Code::temporary, "DNS timeout for " + key);
+  auto it = records_.find({key, type});
+  if (it != records_.end()) return it->second;
+  if (names_.count(key)) return std::vector<std::string>();
+  return error(Code::not_found, "no such domain: " + key);
+}
+
+// ---- libunbound -----------------------------------------------------------------
+
+namespace {
+
+// A wire-format name in rdata (uncompressed: libunbound expands it) as text.
+bool wire_name(const unsigned char* p, size_t len, size_t& pos, std::string& out) {
+  out.clear();
+  while (pos < len) {
+    unsigned n = p[pos++];
+    if (n == 0) return true;
+    if (n > 63 || pos + n > len) return false;
+    if (!out.empty()) out.push_back('.');
+    out.append(reinterpret_cast<const char*>(p + pos), n);
+    pos += n;
+  }
+  return false;
+}
+
+class UnboundResolver : public Resolver {
+ public:
+  explicit UnboundResolver(ub_ctx* ctx) : ctx_(ctx) {}
+  ~UnboundResolver() override { ub_ctx_delete(ctx_); }
+
+  Result<std::vector<std::string>> lookup(std::string_view name, DnsType type) override {
+    int rrtype = 0;
+    switch (type) {
+      case DnsType::a: rrtype = 1; break;
+      case DnsType::aaaa: rrtype = 28; break;
+      case DnsType::mx: rrtype = 15; break;
+      case DnsType::txt: rrtype = 16; break;
+      case DnsType::ptr: rrtype = 12; break;
+    }
+    std::string qname(name);
+    ub_result* result = nullptr;
+    int err;
+    {
+      std::lock_guard lock(mu_);
+      err = ub_resolve(ctx_, qname.c_str(), rrtype, 1, &result);
+    }
+    if (err != 0) return error(Code::temporary, std::string("DNS: ") + ub_strerror(err));
+    std::unique_ptr<ub_result, void (*)(ub_result*)> guard(result, ub_resolve_free);
+    if (result->rcode == 3) return error(Code::not_found, "no such domain: " + qname);
+    if (result->rcode != 0) {
+      return error(Code::temporary, "DNS server failure (rcode " + std::to_string(result->rcode) + ") for " + qname);
+    }
+    std::vector<std::string> out;
+    if (!result->havedata) return out;
+    for (int i = 0; result->data[i]; ++i) {
+      const auto* p = reinterpret_cast<const unsigned char*>(result->data[i]);
+      size_t len = static_cast<size_t>(result->len[i]);
+      std::string text;
+      switch (type) {
+        case DnsType::txt: {
+          size_t pos = 0;
+          while (pos < len) {
+            size_t n = p[pos++];
+            if (pos + n > len) break;
+            text.append(reinterpret_cast<const char*>(p + pos), n);
+            pos += n;
+          }
+          break;
+        }
+        case DnsType::a:
+        case DnsType::aaaa: {
+          char buf[INET6_ADDRSTRLEN];
+          int family = type == DnsType::a ? AF_INET : AF_INET6;
+          if (len != (type == DnsType::a ? 4u : 16u) || !inet_ntop(family, p, buf, sizeof buf)) continue;
+          text = buf;
+          break;
+        }
+        case DnsType::mx: {
+          if (len < 3) continue;
+          unsigned pref = (p[0] << 8) | p[1];
+          size_t pos = 2;
+          std::string host;
+          if (!wire_name(p, len, pos, host)) continue;
+          text = std::to_string(pref) + " " + host;
+          break;
+        }
+        case DnsType::ptr: {
+          size_t pos = 0;
+          if (!wire_name(p, len, pos, text)) continue;
+          break;
+        }
+      }
+      out.push_back(std::move(text));
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  ub_ctx* ctx_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Resolver>> make_system_resolver() {
+  ub_ctx* ctx = ub_ctx_create();
+  if (!ctx) return error(Code::internal, "cannot create a DNS resolver");
+  if (int err = ub_ctx_resolvconf(ctx, nullptr); err != 0) {
+    ub_ctx_delete(ctx);
+    return error(Code::config, std::string("cannot read /etc/resolv.conf: ") + ub_strerror(err));
+  }
+  ub_ctx_hosts(ctx, nullptr);  // optional
+  return std::unique_ptr<Resolver>(new UnboundResolver(ctx));
+}
+
+}  // namespace mail::auth
