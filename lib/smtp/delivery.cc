@@ -141,13 +141,20 @@ std::string Session::received_header() const {
     if (tls_) proto += "S";
     if (!auth_user_.empty()) proto += "A";
   }
-  std::string h = "Received: from " + clean(helo_);
+  std::string h = "Received: from ";
+  h += clean(helo_);
   if (env_.peer_ip.empty()) h += " (localhost)";
-  else h += " (" + clean(env_.peer_name) + " [" + env_.peer_ip + "])";
+  else h += " (" + env_.peer_name + " [" + env_.peer_ip + "])";
   h += "\r\n\tby " + env_.hostname + " (mailtk) with " + proto + " id " + queue_id_;
-  if (tls_) h += "\r\n\t(using " + clean(tls_info_) + ")";
+  if (tls_) {
+    h += "\r\n\t(using ";
+    h += clean(tls_info_);
+    h += ")";
+  }
   if (rcpts_.size() == 1) h += "\r\n\tfor <" + rcpts_[0].address + ">";
-  h += "; " + rfc5322_date(now()) + "\r\n";
+  h += "; ";
+  h += rfc5322_date(now());
+  h += "\r\n";
   return h;
 }
 
@@ -239,8 +246,12 @@ void Session::finish_message(std::string& out) {
       store::QueueRecipient qr;
       qr.address = addr;
       qr.notify = r.params.notify;
-      qr.orcpt = !r.params.orcpt.empty() ? r.params.orcpt
-                                         : (addr != r.address ? "rfc822;" + xtext_encode(r.address) : "");
+      if (!r.params.orcpt.empty()) {
+        qr.orcpt = r.params.orcpt;
+      } else if (addr != r.address) {  // an alias forward: the address it was sent to
+        qr.orcpt = "rfc822;";
+        qr.orcpt += xtext_encode(r.address);
+      }
       q.recipients.push_back(std::move(qr));
     }
   }

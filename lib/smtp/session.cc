@@ -284,7 +284,8 @@ std::string Session::ehlo_reply() const {
   const SmtpConfig& cfg = *env_.config;
   std::string text = env_.hostname;
   text += "\nPIPELINING";
-  text += "\nSIZE " + std::to_string(cfg.max_message_size);
+  text += "\nSIZE ";
+  text += std::to_string(cfg.max_message_size);
   text += "\n8BITMIME\nBINARYMIME\nCHUNKING\nSMTPUTF8\nENHANCEDSTATUSCODES\nDSN";
   if (env_.mode != Mode::lmtp) {
     if (env_.starttls_available && !tls_) text += "\nSTARTTLS";
@@ -292,7 +293,9 @@ std::string Session::ehlo_reply() const {
     if (auth_allowed() && auth_user_.empty()) text += "\nAUTH PLAIN LOGIN SCRAM-SHA-256";
     if (env_.mode == Mode::submission || !auth_user_.empty()) {
       // RFC 4865: the longest hold, and the latest release date we accept.
-      text += "\nFUTURERELEASE " + std::to_string(kMaxHoldSeconds) + " ";
+      text += "\nFUTURERELEASE ";
+      text += std::to_string(kMaxHoldSeconds);
+      text += " ";
       int64_t until = now() + kMaxHoldSeconds;
       std::time_t t = static_cast<std::time_t>(until);
       std::tm tm{};
@@ -340,15 +343,17 @@ void Session::cmd_vrfy(const Command& c, std::string& out) {
     reply(out, 501, "5.1.3", "Bad address syntax");
     return;
   }
-  auto r = env_.store->resolve({addr->str()});
+  const std::string address = addr->str();
+  const std::string quoted = "<" + address + ">";
+  auto r = env_.store->resolve({address});
   if (!r) {
     reply(out, 451, "4.3.0", "Temporary lookup failure");
   } else if (r->kind == store::ResolveKind::local) {
-    reply(out, 250, "2.1.5", "<" + addr->str() + ">");
+    reply(out, 250, "2.1.5", quoted);
   } else if (r->kind == store::ResolveKind::unknown) {
-    reply(out, 550, "5.1.1", "<" + addr->str() + ">: Recipient address rejected: User unknown");
+    reply(out, 550, "5.1.1", quoted + ": Recipient address rejected: User unknown");
   } else {
-    reply(out, 551, "5.1.6", "<" + addr->str() + ">: not a local address");
+    reply(out, 551, "5.1.6", quoted + ": not a local address");
   }
 }
 
