@@ -182,8 +182,99 @@ def test_mailctl_stack_and_logs(stack, run):
 def test_started_as_root_children_run_unprivileged(stack):
     import pwd
     mail_uid = pwd.getpwnam("mail").pw_uid
+
+    def uids(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return [int(u) for u in next(line for line in f if line.startswith("Uid:")).split()[1:]]
+
     for s in control(stack.datadir, "status")["services"]:
-        with open(f"/proc/{s['pid']}/status") as f:
-            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-        assert all(int(u) == mail_uid for u in uids), (s["name"], uids)
+        # A child just forked is still root until it has taken its sockets and dropped.
+        wait_for(lambda: uids(s["pid"]) == [mail_uid] * 4, timeout=5, what=f"{s['name']} to drop privileges")
     assert os.stat(os.path.join(stack.datadir, "db")).st_uid == mail_uid
+
+
+def smtp_reply(sock):
+    """Reads one (possibly multi-line) SMTP reply; returns (code, text)."""
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return 0, data.decode()
+        data += chunk
+        for line in data.split(b"\r\n")[:-1]:
+            if len(line) >= 4 and line[3:4] == b" ":  # the last line of the first reply
+                return int(line[:3]), data.decode()
+
+
+@pytest.fixture
+def smtp_stack(datadir, tmp_path, run):
+    binary("mail-smtpd")
+    config = str(tmp_path / "mail.toml")
+    smtp_ports = (free_port(), free_port(), free_port())
+    imap_ports = (free_port(), free_port())
+    write_config(config, datadir, smtp_ports, imap_ports)
+    assert run("mailctl", "--config", config, "--offline", "domain", "add", "example.test").returncode == 0
+    assert run("mailctl", "--config", config, "--offline", "account", "add", "joe@example.test",
+               "--password-stdin", input="secret\n").returncode == 0
+    master = Daemon([binary("mail-master"), "--config", config, "--drain", "10"],
+                    log_path=str(tmp_path / "master.log"))
+    wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")), what="control socket")
+    wait_for(lambda: all(s["state"] == "running" for s in control(datadir, "status")["services"]),
+             what="every service running")
+
+    class Stack:
+        pass
+
+    st = Stack()
+    st.master, st.config, st.datadir = master, config, datadir
+    st.smtp_ports, st.imap_ports = smtp_ports, imap_ports
+    yield st
+    master.stop(timeout=30)
+
+
+def test_sigterm_lets_a_message_in_progress_finish(smtp_stack, run):
+    s = socket.create_connection(("127.0.0.1", smtp_stack.smtp_ports[0]), timeout=20)
+    assert smtp_reply(s)[0] == 220
+    for command, code in ((b"EHLO client.test", 250), (b"MAIL FROM:<a@example.net>", 250),
+                          (b"RCPT TO:<joe@example.test>", 250), (b"DATA", 354)):
+        s.sendall(command + b"\r\n")
+        assert smtp_reply(s)[0] == code, command
+    s.sendall(b"Subject: drained\r\n\r\nfirst half\r\n")
+    smtp_stack.master.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)  # the stack is stopping now; the session is mid-message
+    s.sendall(b"second half\r\n.\r\n")
+    code, text = smtp_reply(s)
+    assert code == 250, text
+    s.close()
+    assert smtp_stack.master.proc.wait(timeout=30) == 0
+    listed = run("mailctl", "--config", smtp_stack.config, "--offline", "--format", "json",
+                 "account", "show", "joe@example.test")
+    assert json.loads(listed.stdout)["used"]["messages"] == 1, listed.stdout
+
+
+def test_reload_keeps_a_live_session_and_accepts_new_ones(smtp_stack):
+    import smtplib
+    client = smtplib.SMTP("127.0.0.1", smtp_stack.smtp_ports[0], timeout=20)
+    client.ehlo("client.test")
+    new_imap = (free_port(), free_port())
+    write_config(smtp_stack.config, smtp_stack.datadir, smtp_stack.smtp_ports, new_imap)
+    smtp_stack.master.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: port_open(new_imap[0]) or "imapd" not in
+             [s["name"] for s in control(smtp_stack.datadir, "status")["services"]], what="reload")
+    assert client.noop()[0] == 250
+    client.sendmail("a@example.net", ["joe@example.test"], "Subject: after reload\r\n\r\nhi\r\n")
+    client.quit()
+    with smtplib.SMTP("127.0.0.1", smtp_stack.smtp_ports[0], timeout=20) as again:
+        assert again.noop()[0] == 250
+
+
+def test_a_daemon_runs_alone_with_listen(stored, datadir, daemons, tmp_path):
+    port = free_port()
+    smtpd = daemons.start([binary("mail-smtpd"), "--data-dir", datadir, "--listen", f"127.0.0.1:{port}"],
+                          log=str(tmp_path / "smtpd.log"))
+    wait_for(lambda: port_open(port) or not smtpd.alive(), what="mail-smtpd alone")
+    assert smtpd.alive(), smtpd.log_text()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    time.sleep(0.2)  # MX clients wait for the greeting
+    assert smtp_reply(s)[0] == 220
+    s.close()
