@@ -198,6 +198,30 @@ TEST_F(ImapSessionTest, CopyMoveExpunge) {
   EXPECT_TRUE(has(run(*s, "s STATUS Trash (MESSAGES)"), "(MESSAGES 1)"));
 }
 
+TEST_F(ImapSessionTest, OtherSessionsExpungeWaitsForAllowedCommands) {
+  auto a = logged_in();
+  auto b = logged_in();
+  for (int i = 0; i < 3; ++i) append(*a, "INBOX", kMessage);
+  run(*a, "s SELECT INBOX");
+  run(*b, "s SELECT INBOX");
+  run(*b, "t STORE 2 +FLAGS.SILENT (\\Deleted)");
+  EXPECT_TRUE(has(run(*b, "e EXPUNGE"), "* 2 EXPUNGE"));
+  // A non-UID FETCH must not report the expunge; its sequence numbers stay.
+  std::string out = run(*a, "f FETCH 3 UID");
+  EXPECT_FALSE(has(out, "EXPUNGE")) << out;
+  EXPECT_TRUE(has(out, "* 3 FETCH (UID 3)")) << out;
+  out = run(*a, "n NOOP");
+  EXPECT_TRUE(has(out, "* 2 EXPUNGE")) << out;
+  EXPECT_TRUE(has(run(*a, "f FETCH 2 UID"), "* 2 FETCH (UID 3)"));
+  // New mail and flag changes from b show up at a's next NOOP.
+  append(*b, "INBOX", kMessage);
+  run(*b, "t STORE 1 +FLAGS (\\Answered)");
+  out = run(*a, "n NOOP");
+  EXPECT_TRUE(has(out, "* 1 FETCH (UID 1 FLAGS (\\Answered))")) << out;
+  EXPECT_TRUE(has(out, "* 3 EXISTS")) << out;
+  EXPECT_EQ(run(*a, "n NOOP"), "n OK NOOP completed\r\n");
+}
+
 TEST_F(ImapSessionTest, IdleSeesAnotherSessionsAppend) {
   std::atomic<int> woken{0};
   auto idler = logged_in([&] { woken++; });

@@ -422,3 +422,102 @@ def test_starttls_and_implicit_tls(datadir_for_daemons, tmp_path, daemons, run):
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         imaplib.IMAP4_SSL("127.0.0.1", s.tls_port, ssl_context=old, timeout=10)
     assert s.imapd.alive(), s.imapd.log_text()
+
+
+def test_concurrent_clients_agree(stack):
+    """Several clients append, flag and expunge on one INBOX at once while
+    another IDLEs; afterwards every client's view (sequence numbers, UIDs,
+    flags) is the same, and the IDLE stream's EXISTS/EXPUNGE kept count."""
+    import random
+    import re
+    import threading
+
+    idler = stack.raw()
+    assert idler.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    lines = idler.command("b", "SELECT INBOX")
+    count = next(int(l.split()[1]) for l in lines if l.endswith(" EXISTS"))
+    idler.send("c IDLE\r\n")
+    assert idler.line().startswith("+ ")
+
+    errors = []
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        try:
+            m = stack.connect()
+            ok(m.select("INBOX"))
+            for i in range(20):
+                op = rnd.random()
+                if op < 0.4:
+                    ok(m.append("INBOX", None, None, MESSAGE.replace(b"lunch", b"w%d-%d" % (seed, i))))
+                uids = ok(m.uid("SEARCH", "ALL"))[0].split()
+                if not uids:
+                    continue
+                uid = rnd.choice(uids).decode()
+                if op < 0.7:
+                    flag = rnd.choice(["\\Seen", "\\Flagged", "\\Answered", "$Work"])
+                    ok(m.uid("STORE", uid, rnd.choice(["+FLAGS", "-FLAGS"]), f"({flag})"))
+                elif op < 0.85:
+                    ok(m.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)"))
+                    ok(m.uid("EXPUNGE", uid))
+                else:
+                    ok(m.noop())
+            ok(m.noop())
+            m.logout()
+        except Exception as e:  # reported by the main thread
+            errors.append(f"worker {seed}: {e!r}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    # Follow the IDLE stream meanwhile.
+    while any(t.is_alive() for t in threads):
+        try:
+            line = idler.line(timeout=0.2)
+        except socket.timeout:
+            continue
+        if line.endswith(" EXPUNGE"):
+            n = int(line.split()[1])
+            assert 1 <= n <= count, (line, count)
+            count -= 1
+        elif line.endswith(" EXISTS"):
+            n = int(line.split()[1])
+            assert n >= count, (line, count)
+            count = n
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    idler.send("DONE\r\n")
+    for line in idler.until("c"):
+        if line.endswith(" EXPUNGE"):
+            count -= 1
+        elif line.endswith(" EXISTS"):
+            count = int(line.split()[1])
+
+    def view_of_raw(client, tag):
+        rows = []
+        for line in client.command(tag, "FETCH 1:* (UID FLAGS)"):
+            mo = re.match(r"\* (\d+) FETCH \(UID (\d+) FLAGS \(([^)]*)\)\)", line)
+            if mo:
+                rows.append((int(mo.group(1)), int(mo.group(2)), tuple(sorted(mo.group(3).split()))))
+        return rows
+
+    def view_of(m):
+        ok(m.noop())
+        rows = []
+        for item in ok(m.fetch("1:*", "(UID FLAGS)")):
+            mo = re.match(rb"(\d+) \(UID (\d+) FLAGS \(([^)]*)\)\)", item)
+            rows.append((int(mo.group(1)), int(mo.group(2)), tuple(sorted(mo.group(3).decode().split()))))
+        return rows
+
+    idler.command("d", "NOOP")
+    seen_by_idler = view_of_raw(idler, "e")
+    fresh = stack.connect()
+    ok(fresh.select("INBOX"))
+    truth = view_of(fresh)
+    assert [r[0] for r in truth] == list(range(1, len(truth) + 1))
+    assert [r[1] for r in truth] == sorted(r[1] for r in truth)
+    assert count == len(truth)
+    assert seen_by_idler == truth
+    fresh.logout()
+    idler.close()
