@@ -39,6 +39,7 @@ max_recipients = 10
 max_line_length = 2000
 command_timeout_s = 30
 data_timeout_s = 30
+max_sessions_per_ip = 10
 """
 
 
@@ -519,3 +520,23 @@ def test_bad_input(stack):
     s = stack.smtp()
     assert s.noop()[0] == 250
     s.quit()
+
+
+def test_sessions_per_ip(stack):
+    conns = [stack.raw() for _ in range(10)]
+    for c in conns:
+        assert c.code() == 220
+    extra = stack.raw()
+    assert extra.reply()[-1].startswith("421 4.7.0")
+    assert extra.closed()
+    conns.pop().close()
+
+    def admitted():
+        c = stack.raw()
+        try:
+            return c.code() == 220
+        finally:
+            c.close()
+    wait_for(admitted, timeout=10, what="a free session slot")
+    for c in conns:
+        c.close()
