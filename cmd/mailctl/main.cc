@@ -101,7 +101,11 @@ int main(int argc, char** argv) {
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"table", "json"}));
   auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
-  app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  auto* online_opt = app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  bool via_master = false;
+  app.add_flag("--master", via_master, "run the operation in the running mail-master (its control socket)")
+      ->excludes(offline_opt)
+      ->excludes(online_opt);
   app.set_version_flag("--version", "mailctl " MAIL_VERSION);
 
   std::list<Command> commands;
@@ -218,6 +222,12 @@ int main(int argc, char** argv) {
     args.set("password", std::move(*password));
   }
 
+  if (via_master) {
+    auto out = mail::master::admin_request(dir, *cmd->op, args);
+    if (!out) return fail(out.code(), out.status().message());
+    std::cout << mail::admin::render(*out, *format) << std::flush;
+    return 0;
+  }
   mail::store::StorePaths paths{dir};
   auto mode = offline ? mail::store::OpenMode::direct
               : online ? mail::store::OpenMode::daemon

@@ -19,8 +19,8 @@ namespace mail::master {
 namespace {
 
 Code code_from_name(const std::string& name) {
-  if (name == "not_found") return Code::not_found;
-  if (name == "invalid") return Code::invalid;
+  for (int c = 0; c <= static_cast<int>(Code::internal); ++c)
+    if (code_name(static_cast<Code>(c)) == name) return static_cast<Code>(c);
   return Code::internal;
 }
 
@@ -69,6 +69,12 @@ Result<admin::Output> stack_request(const std::string& data_dir, const std::stri
     return error(code_from_name(json.value("code", "")), json.value("error", "request failed"));
 
   admin::Output out;
+  if (json.contains("columns")) {  // an admin operation's output, as mailctl would render it
+    out.columns = json["columns"].get<std::vector<std::string>>();
+    out.rows = json["rows"].get<std::vector<std::vector<std::string>>>();
+    out.json = json["json"].is_null() ? "" : json["json"].dump();
+    return out;
+  }
   out.json = json.dump();
   if (json.contains("services")) {
     out.columns = {"SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "LISTEN"};
@@ -82,6 +88,12 @@ Result<admin::Output> stack_request(const std::string& data_dir, const std::stri
     }
   }
   return out;
+}
+
+Result<admin::Output> admin_request(const std::string& data_dir, const admin::Operation& op,
+                                    const admin::Args& args) {
+  nlohmann::json req = {{"op", op.name()}, {"args", args.values}};
+  return stack_request(data_dir, "admin " + req.dump());
 }
 
 Status print_logs(const std::string& data_dir, const std::string& service, size_t lines, bool follow,

@@ -14,6 +14,11 @@ namespace mail::master {
 // supervisor's refusals come back with their code (not_found, invalid).
 Result<admin::Output> stack_request(const std::string& data_dir, const std::string& request);
 
+// Runs an admin operation in mail-master (which reaches the store through
+// mail-stored): the control socket serves the same table as mailctl.
+Result<admin::Output> admin_request(const std::string& data_dir, const admin::Operation& op,
+                                    const admin::Args& args);
+
 // Prints the last `lines` lines of the collected log (only SERVICE's if given),
 // then, with follow, new lines as they come until interrupted.
 Status print_logs(const std::string& data_dir, const std::string& service, size_t lines, bool follow,

@@ -22,9 +22,11 @@
 #include <map>
 #include <memory>
 
+#include "admin/admin.h"
 #include "base/log.h"
 #include "service/daemon.h"
 #include "service/listen.h"
+#include "store/store.h"
 
 namespace mail::master {
 
@@ -114,6 +116,7 @@ class Supervisor {
   void shutdown();
   void handle_control(int fd);
   Json status_json();
+  Json admin_json(const std::string& request);
   Child* find(const std::string& name);
   int poll_timeout_ms();
   void start_due();
@@ -127,6 +130,7 @@ class Supervisor {
   int control_fd_ = -1;
   bool stop_ = false;
   std::ofstream log_file_;
+  std::unique_ptr<store::Store> store_;  // for admin requests; opened on first use
   Clock::time_point started_ = Clock::now();
 };
 
@@ -439,6 +443,7 @@ Json Supervisor::status_json() {
 
 // Control protocol (version 1): one request line, one JSON answer, then close.
 //   status | reload | stop | start NAME | stop NAME | restart NAME
+//   admin {"op": "account add", "args": {"ADDRESS": ["a@b"], "password": ["..."]}}
 void Supervisor::handle_control(int fd) {
   std::string line;
   char buf[512];
@@ -458,6 +463,8 @@ void Supervisor::handle_control(int fd) {
   };
   if (verb == "status") {
     answer = status_json();
+  } else if (verb == "admin") {
+    answer = admin_json(arg);
   } else if (verb == "reload") {
     reload();
     answer = {{"ok", true}};
@@ -494,7 +501,40 @@ void Supervisor::handle_control(int fd) {
   ::close(fd);
 }
 
+// An operation of the admin table (lib/admin), the same ones mailctl runs,
+// through the stack's store daemon.
+Json Supervisor::admin_json(const std::string& request) {
+  auto fail = [](Code code, const std::string& message) {
+    return Json{{"ok", false}, {"code", std::string(code_name(code))}, {"error", message}};
+  };
+  Json req = Json::parse(request, nullptr, false);
+  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string())
+    return fail(Code::invalid, "admin: expected {\"op\": ..., \"args\": {...}}");
+  const admin::Operation* op = admin::find_operation(req["op"].get<std::string>());
+  if (!op) return fail(Code::invalid, "admin: no such operation: " + req["op"].get<std::string>());
+  admin::Args args;
+  if (req.contains("args") && req["args"].is_object()) {
+    for (const auto& [name, values] : req["args"].items()) {
+      if (!values.is_array()) return fail(Code::invalid, "admin: argument " + name + " must be a list");
+      for (const auto& v : values) {
+        if (!v.is_string()) return fail(Code::invalid, "admin: argument " + name + " must hold strings");
+        args.values[name].push_back(v.get<std::string>());
+      }
+    }
+  }
+  if (!store_) {
+    auto opened = store::open_store({data_dir_}, store::OpenMode::daemon);
+    if (!opened) return fail(opened.code(), opened.status().message());
+    store_ = std::move(opened).value();
+  }
+  auto out = admin::run(*op, *store_, args);
+  if (!out) return fail(out.code(), out.status().message());
+  Json doc = out->json.empty() ? Json() : Json::parse(out->json, nullptr, false);
+  return Json{{"ok", true}, {"columns", out->columns}, {"rows", out->rows}, {"json", doc}};
+}
+
 void Supervisor::shutdown() {
+  store_.reset();
   log::info("stopping the stack");
   service::notify_stopping();
   for (auto& [address, fd] : sockets_) ::close(fd);

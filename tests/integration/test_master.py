@@ -278,3 +278,19 @@ def test_a_daemon_runs_alone_with_listen(stored, datadir, daemons, tmp_path):
     time.sleep(0.2)  # MX clients wait for the greeting
     assert smtp_reply(s)[0] == 220
     s.close()
+
+
+def test_control_socket_serves_the_admin_table(stack, run):
+    d = ["--data-dir", stack.datadir, "--master"]
+    assert run("mailctl", *d, "domain", "add", "bücher.example").returncode == 0
+    out = run("mailctl", *d, "account", "add", "ann@bücher.example", "--password-stdin", input="pw\n")
+    assert out.returncode == 0, out.stderr
+    listed = run("mailctl", *d, "--format", "json", "account", "list")
+    assert [a["address"] for a in json.loads(listed.stdout)] == ["ann@xn--bcher-kva.example"]
+    dup = run("mailctl", *d, "domain", "add", "bücher.example")
+    assert dup.returncode == 65 and b"already exists" in dup.stderr
+    missing = run("mailctl", *d, "account", "show", "nobody@bücher.example")
+    assert missing.returncode == 67
+    # The same operation as mailctl through the store daemon sees the same data.
+    direct = run("mailctl", "--data-dir", stack.datadir, "--online", "--format", "json", "domain", "list")
+    assert json.loads(direct.stdout)[0]["domain"] == "xn--bcher-kva.example"
