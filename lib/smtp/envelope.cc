@@ -22,6 +22,22 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+// "postmaster" without a domain: postmaster@ our host name when that is a local
+// domain, else of the first local domain that has one.
+std::string Session::postmaster_address() {
+  std::string candidate = "postmaster@" + env_.hostname;
+  auto r = env_.store->resolve({candidate});
+  if (r && r->kind == store::ResolveKind::local) return candidate;
+  if (auto domains = env_.store->domain_list({})) {
+    for (const auto& d : domains->domains) {
+      std::string address = "postmaster@" + d.name;
+      auto found = env_.store->resolve({address});
+      if (found && found->kind == store::ResolveKind::local) return address;
+    }
+  }
+  return candidate;
+}
+
 void Session::cmd_mail(const Command& c, std::string& out) {
   if (helo_.empty()) {
     reply(out, 503, "5.5.1", env_.mode == Mode::lmtp ? "Send LHLO first" : "Send HELO/EHLO first");
@@ -130,7 +146,7 @@ void Session::cmd_rcpt(const Command& c, std::string& out) {
     return;
   }
   std::string path = c.path;
-  if (iequals(path, "postmaster")) path = "postmaster@" + env_.hostname;  // RFC 5321 4.5.1
+  if (iequals(path, "postmaster")) path = postmaster_address();  // RFC 5321 4.5.1: no domain needed
   if (!mail_.smtputf8 && !is_ascii(path)) {
     reply(out, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
     return;

@@ -188,6 +188,7 @@ class Session {
   void cmd_helo(const Command& c, std::string& out);
   void cmd_mail(const Command& c, std::string& out);
   void cmd_rcpt(const Command& c, std::string& out);
+  std::string postmaster_address();
   void cmd_data(const Command& c, std::string& out);
   void cmd_bdat(const Command& c, std::string& out);
   void cmd_vrfy(const Command& c, std::string& out);

@@ -206,6 +206,18 @@ TEST_F(SmtpSessionTest, RecipientsResolve) {
   EXPECT_EQ(inbox(joe_).size(), 2u);
 }
 
+TEST_F(SmtpSessionTest, PostmasterWithoutDomain) {
+  ASSERT_TRUE(store_->alias_add({"postmaster@example.com", {"ann@example.com"}}).is_ok());
+  auto s = session();
+  std::string out = send(*s, "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\nDATA\r\nhi\r\n.\r\n");
+  EXPECT_NE(out.find("250 2.0.0"), std::string::npos) << out;
+  ASSERT_EQ(inbox(ann_).size(), 1u);
+  EXPECT_NE(content(inbox(ann_)[0]).find("with SMTP id"), std::string::npos);
+  EXPECT_EQ(send(*s, "VRFY joe\r\n").substr(0, 9), "252 2.5.2");
+  EXPECT_EQ(send(*s, "EXPN team\r\n").substr(0, 9), "502 5.5.1");
+  EXPECT_EQ(send(*s, "HELP\r\n").substr(0, 9), "214 2.0.0");
+}
+
 TEST_F(SmtpSessionTest, SubmissionRelayAndDsn) {
   auto s = session(Mode::submission);
   send(*s, "EHLO c\r\n");
