@@ -51,29 +51,32 @@ listen_tls = "127.0.0.1:{imaps}"
 """)
 
 
+class Stack:
+    """A mail-master running on its own ports, stopped at teardown."""
+
+    def __init__(self, datadir, tmp_path, drain=3, provision=None):
+        self.datadir = datadir
+        self.config = str(tmp_path / "mail.toml")
+        self.smtp_ports = (free_port(), free_port(), free_port())
+        self.imap_ports = (free_port(), free_port())
+        write_config(self.config, datadir, self.smtp_ports, self.imap_ports)
+        if provision:
+            provision(self.config)
+        self.master = Daemon([binary("mail-master"), "--config", self.config, "--drain", str(drain)],
+                             log_path=str(tmp_path / "master.log"))
+        wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")) or not self.master.alive(),
+                 what="master control socket")
+        assert self.master.alive(), self.master.log_text()
+        wait_for(lambda: all(s["state"] == "running" for s in control(datadir, "status")["services"]),
+                 what="every service running")
+
+
 @pytest.fixture
 def stack(datadir, tmp_path):
     binary("mail-stored")
-    config = str(tmp_path / "mail.toml")
-    smtp_ports = (free_port(), free_port(), free_port())
-    imap_ports = (free_port(), free_port())
-    write_config(config, datadir, smtp_ports, imap_ports)
-    master = Daemon([binary("mail-master"), "--config", config, "--drain", "3"],
-                    log_path=str(tmp_path / "master.log"))
-    wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")) or not master.alive(),
-             what="master control socket")
-    assert master.alive(), master.log_text()
-    wait_for(lambda: all(s["state"] == "running" for s in control(datadir, "status")["services"]),
-             what="every service running")
-
-    class Stack:
-        pass
-
-    st = Stack()
-    st.master, st.config, st.datadir = master, config, datadir
-    st.smtp_ports, st.imap_ports = smtp_ports, imap_ports
+    st = Stack(datadir, tmp_path)
     yield st
-    master.stop(timeout=30)
+    st.master.stop(timeout=30)
 
 
 def test_status_lists_running_services(stack):
@@ -209,27 +212,15 @@ def smtp_reply(sock):
 @pytest.fixture
 def smtp_stack(datadir, tmp_path, run):
     binary("mail-smtpd")
-    config = str(tmp_path / "mail.toml")
-    smtp_ports = (free_port(), free_port(), free_port())
-    imap_ports = (free_port(), free_port())
-    write_config(config, datadir, smtp_ports, imap_ports)
-    assert run("mailctl", "--config", config, "--offline", "domain", "add", "example.test").returncode == 0
-    assert run("mailctl", "--config", config, "--offline", "account", "add", "joe@example.test",
-               "--password-stdin", input="secret\n").returncode == 0
-    master = Daemon([binary("mail-master"), "--config", config, "--drain", "10"],
-                    log_path=str(tmp_path / "master.log"))
-    wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")), what="control socket")
-    wait_for(lambda: all(s["state"] == "running" for s in control(datadir, "status")["services"]),
-             what="every service running")
 
-    class Stack:
-        pass
+    def provision(config):
+        assert run("mailctl", "--config", config, "--offline", "domain", "add", "example.test").returncode == 0
+        assert run("mailctl", "--config", config, "--offline", "account", "add", "joe@example.test",
+                   "--password-stdin", input="secret\n").returncode == 0
 
-    st = Stack()
-    st.master, st.config, st.datadir = master, config, datadir
-    st.smtp_ports, st.imap_ports = smtp_ports, imap_ports
+    st = Stack(datadir, tmp_path, drain=10, provision=provision)
     yield st
-    master.stop(timeout=30)
+    st.master.stop(timeout=30)
 
 
 def test_sigterm_lets_a_message_in_progress_finish(smtp_stack, run):
