@@ -217,11 +217,27 @@ void Session::finish_message(std::string& out) {
     }
   }
 
+  // A message larger than a recipient's whole quota will never fit: 552 5.2.2
+  // (RFC 1870's permanent over-quota), for that recipient in LMTP, for the
+  // message in SMTP when that is true of every recipient.
+  const uint64_t final_size = message.size() + trace_headers().size();
+  std::vector<bool> too_big(rcpts_.size(), false);
+  size_t n_too_big = 0;
+  for (size_t i = 0; i < rcpts_.size(); ++i) {
+    if (rcpts_[i].quota_bytes && final_size > rcpts_[i].quota_bytes && rcpts_[i].remote.empty()) {
+      too_big[i] = true;
+      ++n_too_big;
+    }
+  }
+  if (n_too_big == rcpts_.size()) return fail(552, "5.2.2", "Message is larger than the mailbox quota");
+
   // Targets: each local account once; remote recipients go to the queue.
   std::vector<store::AccountId> accounts;
-  for (const auto& r : rcpts_)
-    for (auto a : r.accounts)
+  for (size_t i = 0; i < rcpts_.size(); ++i) {
+    if (too_big[i] && lmtp) continue;
+    for (auto a : rcpts_[i].accounts)
       if (std::find(accounts.begin(), accounts.end(), a) == accounts.end()) accounts.push_back(a);
+  }
   store::DeliverReq req;
   req.internal_date = now();
   std::vector<store::AccountId> target_account;  // per target
@@ -270,7 +286,13 @@ void Session::finish_message(std::string& out) {
   }
   if (req.targets.empty() && !req.queue) {  // every copy discarded by filters
     messages_accepted_++;
-    return fail(250, "2.0.0", "Ok: " + queue_id_);
+    if (!lmtp) return fail(250, "2.0.0", "Ok: " + queue_id_);
+    for (size_t i = 0; i < rcpts_.size(); ++i) {
+      if (too_big[i]) reply(out, 552, "5.2.2", "<" + rcpts_[i].address + "> Message is larger than the mailbox quota");
+      else reply(out, 250, "2.1.5", "<" + rcpts_[i].address + "> Ok: " + queue_id_);
+    }
+    reset_transaction();
+    return;
   }
   // Local copies carry Return-Path/Delivered-To; the queue shares the one
   // copy, and outbound delivery drops those fields above the first Received.
@@ -341,9 +363,11 @@ void Session::finish_message(std::string& out) {
     return {250, Code::ok};
   };
   if (lmtp) {
-    for (const auto& r : rcpts_) {
+    for (size_t i = 0; i < rcpts_.size(); ++i) {
+      const Recipient& r = rcpts_[i];
       auto [code, why] = outcome(r.accounts);
-      if (code == 250) reply(out, 250, "2.1.5", "<" + r.address + "> Ok: " + queue_id_);
+      if (too_big[i]) reply(out, 552, "5.2.2", "<" + r.address + "> Message is larger than the mailbox quota");
+      else if (code == 250) reply(out, 250, "2.1.5", "<" + r.address + "> Ok: " + queue_id_);
       else if (code == 452) reply(out, 452, "4.2.2", "<" + r.address + "> Mailbox full");
       else reply(out, 451, "4.3.0", "<" + r.address + "> Temporary failure, try again later");
     }

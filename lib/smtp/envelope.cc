@@ -199,6 +199,7 @@ void Session::cmd_rcpt(const Command& c, std::string& out) {
     auto info = env_.store->account_get({account_address});
     if (info && info->id == rcpt.accounts[0]) {
       const store::Quota& q = info->quota;
+      rcpt.quota_bytes = q.max_bytes;
       uint64_t size = mail_.size.value_or(0);
       if (q.max_bytes && size > q.max_bytes) {
         reply(out, 552, "5.2.2", "<" + address + ">: Message is larger than the mailbox quota");

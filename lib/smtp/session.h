@@ -72,6 +72,7 @@ struct Recipient {
   std::vector<store::AccountId> accounts;  // local mailboxes
   std::vector<std::string> remote;         // remote addresses: the recipient itself, or alias forwards
   std::string detail;                      // +detail, if any
+  uint64_t quota_bytes = 0;                // the storage quota, when known at RCPT (0: none/unknown)
 };
 
 // What a filter sees of the connection and the envelope.

@@ -311,8 +311,15 @@ TEST_F(SmtpSessionTest, Quota) {
   EXPECT_NE(send(*s, "MAIL FROM:<> SIZE=500\r\nRCPT TO:<full@example.com>\r\n").find("552 5.2.2"), std::string::npos);
   send(*s, "RSET\r\n");
   std::string out = send(*s, "MAIL FROM:<>\r\nRCPT TO:<full@example.com>\r\nDATA\r\n" + std::string(kBody) + ".\r\n");
-  EXPECT_NE(out.find("452 4.2.2"), std::string::npos) << out;  // larger than the 100 bytes left
+  EXPECT_NE(out.find("552 5.2.2"), std::string::npos) << out;  // larger than the whole 100-byte quota
   EXPECT_EQ(inbox(full_).size(), 0u);
+  // Fits the quota but not what is left of it: 452 4.2.2.
+  ASSERT_TRUE(store_->quota_set({"full@example.com", {1000, 0}}).is_ok());
+  out = send(*s, "MAIL FROM:<>\r\nRCPT TO:<full@example.com>\r\nDATA\r\n" + std::string(600, 'a') + "\r\n.\r\n");
+  EXPECT_NE(out.find("250 2.0.0"), std::string::npos) << out;
+  out = send(*s, "MAIL FROM:<>\r\nRCPT TO:<full@example.com>\r\nDATA\r\n" + std::string(300, 'a') + "\r\n.\r\n");
+  EXPECT_NE(out.find("452 4.2.2"), std::string::npos) << out;
+  EXPECT_EQ(inbox(full_).size(), 1u);
 }
 
 TEST_F(SmtpSessionTest, Lmtp) {
@@ -328,9 +335,9 @@ TEST_F(SmtpSessionTest, Lmtp) {
              "RCPT TO:<full@example.com>\r\nRCPT TO:<ann@example.com>\r\nDATA\r\n" + std::string(kBody) + ".\r\n");
   EXPECT_NE(out.find("550 5.7.1 <far@remote.example>"), std::string::npos) << out;
   EXPECT_NE(out.find("250 2.1.5 <joe@example.com> Ok"), std::string::npos) << out;
-  EXPECT_NE(out.find("452 4.2.2 <full@example.com> Mailbox full"), std::string::npos) << out;
+  EXPECT_NE(out.find("552 5.2.2 <full@example.com> Message is larger"), std::string::npos) << out;
   EXPECT_NE(out.find("250 2.1.5 <ann@example.com> Ok"), std::string::npos) << out;
-  EXPECT_LT(out.find("<joe@example.com> Ok"), out.find("<full@example.com> Mailbox"));
+  EXPECT_LT(out.find("<joe@example.com> Ok"), out.find("<full@example.com> Message"));
   EXPECT_EQ(inbox(joe_).size(), 1u);
   EXPECT_EQ(inbox(ann_).size(), 1u);
   EXPECT_EQ(inbox(full_).size(), 0u);

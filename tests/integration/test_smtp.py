@@ -400,14 +400,14 @@ def test_quota(stack):
     code, msg = s.rcpt(FULL)
     assert code == 552 and b"5.2.2" in msg
     s.rset()
-    # Without SIZE the RCPT passes, and the store refuses the message for the quota.
+    # Without SIZE the RCPT passes; after the data the message is refused as larger than the quota.
     r = stack.raw()
     r.code()
     r.send(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<full@example.com>\r\nDATA\r\n")
     r.reply()
     assert [r.code() for _ in range(3)] == [250, 250, 354]
     r.send(MESSAGE + b"y" * 2000 + b"\r\n.\r\n")
-    assert r.reply()[-1].startswith("452 4.2.2")
+    assert r.reply()[-1].startswith("552 5.2.2")
     r.close()
     assert s.sendmail("a@remote.example", [FULL], MESSAGE + b"m" * 400 + b"\r\n") == {}  # fits
     with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
@@ -432,7 +432,7 @@ def test_lmtp_per_recipient_replies(stack):
     r.send(big + b".\r\n")
     replies = [r.reply()[-1] for _ in range(3)]
     assert replies[0].startswith("250 2.1.5 <joe@example.com>")
-    assert replies[1].startswith("452 4.2.2 <full@example.com>")
+    assert replies[1].startswith("552 5.2.2 <full@example.com>")
     assert replies[2].startswith("250 2.1.5 <ann@example.com>")
     r.send("QUIT\r\n")
     assert r.code() == 221
