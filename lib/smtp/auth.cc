@@ -1,5 +1,11 @@
 // AUTH (RFC 4954): PLAIN, LOGIN and SCRAM-SHA-256, only over TLS (or on
 // loopback when configured), with failure delays per client and account.
+#include <openssl/sha.h>
+
+#include <mutex>
+#include <semaphore>
+#include <unordered_set>
+
 #include "base/address.h"
 #include "base/base64.h"
 #include "base/log.h"
@@ -8,6 +14,59 @@
 namespace mail::smtp {
 
 namespace {
+
+// Verified logins, so that a client logging in for every message does not pay
+// the argon2id cost (and its 64 MiB) each time. Keyed by a hash of the user, the
+// password and the stored hash: a changed password never matches an old entry.
+class VerifiedLogins {
+ public:
+  bool check(const std::string& key) {
+    std::lock_guard lock(mu_);
+    return keys_.count(key) > 0;
+  }
+  void remember(const std::string& key) {
+    std::lock_guard lock(mu_);
+    if (keys_.size() >= 10000) keys_.clear();  // bounded; refilled by the next logins
+    keys_.insert(key);
+  }
+  static std::string key(std::string_view user, std::string_view password, std::string_view hash) {
+    std::string input;
+    for (std::string_view part : {user, password, hash}) {
+      input += std::to_string(part.size());
+      input += ':';
+      input += part;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+    return std::string(reinterpret_cast<char*>(digest), sizeof digest);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_set<std::string> keys_;
+};
+
+VerifiedLogins& verified_logins() {
+  static VerifiedLogins logins;
+  return logins;
+}
+
+// At most this many argon2id verifications at once (each takes 64 MiB).
+std::counting_semaphore<64>& kdf_slots() {
+  static std::counting_semaphore<64> slots(4);
+  return slots;
+}
+
+bool verify_cached(const std::string& user, const std::string& password, const std::string& hash) {
+  if (hash.empty()) return false;
+  std::string key = VerifiedLogins::key(user, password, hash);
+  if (verified_logins().check(key)) return true;
+  kdf_slots().acquire();
+  bool good = verify_password(hash, password);
+  kdf_slots().release();
+  if (good) verified_logins().remember(key);
+  return good;
+}
 
 std::string upper(std::string_view s) {
   std::string out(s);
@@ -110,8 +169,7 @@ void Session::auth_step(std::string_view response, std::string& out) {
       reply(out, 454, "4.7.0", "Temporary authentication failure");
       return;
     }
-    bool good = r && !r->account.disabled && !r->credentials.password_hash.empty() &&
-                verify_password(r->credentials.password_hash, password);
+    bool good = r && !r->account.disabled && verify_cached(r->account.address, password, r->credentials.password_hash);
     if (good) auth_account_ = r->account.id;
     auth_done(good, good ? r->account.address : addr->str(), out);
   };
