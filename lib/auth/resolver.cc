@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
+#include <cctype>
 #include <mutex>
 
 namespace mail::auth {
@@ -35,9 +36,56 @@ void StubResolver::add(std::string_view name, DnsType type, std::string value) {
   records_[{key, type}].push_back(std::move(value));
 }
 
-void StubResolver::fail(std::string_view name) { failing_.insert(dns_name_key(name)); }
+void StubResolver::fail(std::string_view name) {
+  std::string key = dns_name_key(name);
+  if (key.size() >= 2 && key.compare(key.size() - 2, 2, ".*") == 0) {
+    failing_prefixes_.push_back(key.substr(0, key.size() - 1));
+  } else {
+    failing_.insert(key);
+  }
+}
+
+void StubResolver::fail(std::string_view name, DnsType type) { failing_types_.insert({dns_name_key(name), type}); }
+
+namespace {
+
+bool parse_type(std::string_view text, DnsType& type) {
+  static const std::pair<std::string_view, DnsType> types[] = {
+      {"TXT", DnsType::txt}, {"A", DnsType::a}, {"AAAA", DnsType::aaaa}, {"MX", DnsType::mx}, {"PTR", DnsType::ptr}};
+  for (const auto& [name, t] : types) {
+    if (text == name) {
+      type = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 void StubResolver::touch(std::string_view name) { names_.insert(dns_name_key(name)); }
+
+namespace {
+
+// "\\" and "\xHH" escapes, so names and values may hold spaces, newlines, anything.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == '\\') {
+      out.push_back('\\');
+      ++i;
+    } else if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] == 'x' && isxdigit(static_cast<unsigned char>(s[i + 2])) &&
+               isxdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 2, 2)), nullptr, 16)));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 Status StubResolver::load_zone(std::string_view text) {
   size_t line_no = 0;
@@ -51,7 +99,8 @@ Status StubResolver::load_zone(std::string_view text) {
     if (start == std::string_view::npos || line[start] == '#') continue;
     line.remove_prefix(start);
     size_t sp = line.find_first_of(" \t");
-    std::string_view name = line.substr(0, sp);
+    std::string name_text = unescape(line.substr(0, sp));
+    std::string_view name = name_text;
     std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
     size_t ts = rest.find_first_not_of(" \t");
     rest = ts == std::string_view::npos ? std::string_view() : rest.substr(ts);
@@ -63,20 +112,20 @@ Status StubResolver::load_zone(std::string_view text) {
       size_t vs = value.find_first_not_of(" \t");
       value = vs == std::string_view::npos ? std::string_view() : value.substr(vs);
     }
+    DnsType t;
     if (type == "TIMEOUT") {
-      fail(name);
+      if (value.empty()) {
+        fail(name);
+      } else if (parse_type(value, t)) {
+        fail(name, t);
+      } else {
+        return error(Code::invalid, "zone line " + std::to_string(line_no) + ": unknown type '" +
+                                        std::string(value) + "'");
+      }
     } else if (type == "EXISTS") {
       touch(name);
-    } else if (type == "TXT") {
-      add(name, DnsType::txt, std::string(value));
-    } else if (type == "A") {
-      add(name, DnsType::a, std::string(value));
-    } else if (type == "AAAA") {
-      add(name, DnsType::aaaa, std::string(value));
-    } else if (type == "MX") {
-      add(name, DnsType::mx, std::string(value));
-    } else if (type == "PTR") {
-      add(name, DnsType::ptr, std::string(value));
+    } else if (parse_type(type, t)) {
+      add(name, t, unescape(value));
     } else {
       return error(Code::invalid, "zone line " + std::to_string(line_no) + ": unknown type '" +
                                       std::string(type) + "'");
@@ -88,7 +137,9 @@ Status StubResolver::load_zone(std::string_view text) {
 Result<std::vector<std::string>> StubResolver::lookup(std::string_view name, DnsType type) {
   ++lookups_;
   std::string key = dns_name_key(name);
-  if (failing_.count(key)) return error(Code::temporary, "DNS timeout for " + key);
+  bool timeout = failing_.count(key) || failing_types_.count({key, type});
+  for (const auto& prefix : failing_prefixes_) timeout = timeout || key.compare(0, prefix.size(), prefix) == 0;
+  if (timeout) return error(Code::temporary, "DNS timeout for " + key);
   auto it = records_.find({key, type});
   if (it != records_.end()) return it->second;
   if (names_.count(key)) return std::vector<std::string>();

@@ -44,16 +44,20 @@ Result<std::unique_ptr<Resolver>> make_system_resolver();
 class StubResolver : public Resolver {
  public:
   void add(std::string_view name, DnsType type, std::string value);
-  // Makes every lookup of `name` a temporary failure.
+  // Makes every lookup of `name` a temporary failure, or only those of `type`.
+  // A name ending in ".*" fails every name that starts with what precedes the '*'.
   void fail(std::string_view name);
+  void fail(std::string_view name, DnsType type);
   // Declares that `name` exists (lookups of other types answer "no records"
   // instead of NXDOMAIN).
   void touch(std::string_view name);
 
   // Reads a zone file: one record a line, "NAME TYPE VALUE" with TYPE one of
   // TXT A AAAA MX PTR; the VALUE is the rest of the line (for TXT, as is: no
-  // quoting). "NAME TIMEOUT" makes NAME fail temporarily, "NAME EXISTS" declares
-  // it. Blank lines and lines starting with '#' are skipped.
+  // quoting). "NAME TIMEOUT [TYPE]" makes lookups of NAME (of TYPE) fail
+  // temporarily, "NAME EXISTS" declares it. In NAME and VALUE, \xHH stands
+  // for any byte and \\ for a backslash. Blank lines and lines starting with
+  // '#' are skipped.
   Status load_zone(std::string_view text);
 
   Result<std::vector<std::string>> lookup(std::string_view name, DnsType type) override;
@@ -65,6 +69,8 @@ class StubResolver : public Resolver {
   std::map<std::pair<std::string, DnsType>, std::vector<std::string>> records_;
   std::set<std::string> names_;
   std::set<std::string> failing_;
+  std::set<std::pair<std::string, DnsType>> failing_types_;
+  std::vector<std::string> failing_prefixes_;
   size_t lookups_ = 0;
 };
 
