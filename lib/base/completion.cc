@@ -94,10 +94,18 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   return s;
 }
 
+// The program's name without the directory it was run from (CLI11 takes argv[0]
+// when a program does not name itself), so the scripts do not depend on the build dir.
+std::string program_name(const CLI::App& root) {
+  std::string name = root.get_name();
+  auto slash = name.rfind('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
+}
+
 // ---- bash ---------------------------------------------------------------------------
 
 std::string bash_script(const CLI::App& root) {
-  const std::string prog = root.get_name();
+  const std::string prog = program_name(root);
   const std::string fn = "_" + identifier(prog);
   std::vector<std::pair<std::string, const CLI::App*>> apps;
   walk(root, "", apps);
@@ -268,7 +276,7 @@ void zsh_function(const CLI::App& app, const std::string& fn, std::string& s) {
 }
 
 std::string zsh_script(const CLI::App& root) {
-  const std::string prog = root.get_name();
+  const std::string prog = program_name(root);
   const std::string fn = "_" + identifier(prog);
   std::string s;
   s += "#compdef " + prog + "\n";
