@@ -646,7 +646,7 @@ class Evaluator {
       i = j + 1;
       if (has_digits && digits == 0) return error(Code::invalid, "macro keeps zero labels");
       std::string value = macro_value(lower(letter), domain);
-      if (delims.empty()) delims = ".";
+      if (delims.empty()) delims.push_back('.');
       std::vector<std::string> parts;
       size_t pos = 0;
       while (true) {
