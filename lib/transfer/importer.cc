@@ -131,7 +131,8 @@ Status walk_tree(std::vector<SourceEntry>& out, const std::string& root, const s
     SourceEntry s;
     s.path = path;
     s.size = file_size(path);
-    if (head.rfind("From ", 0) == 0) {
+    bool empty_mbox = head.empty() && (has_ext(name, ".mbox") || has_ext(name, ".mbx"));
+    if (head.rfind("From ", 0) == 0 || empty_mbox) {
       s.kind = SourceKind::mbox;
       s.mailbox = mailbox_for_relative(rel, true);
     } else if (has_ext(name, ".eml") || looks_like_message(head)) {

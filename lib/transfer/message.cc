@@ -145,6 +145,8 @@ std::string to_lf(std::string_view in) {
 }
 
 bool looks_like_message(std::string_view content) {
+  // An empty header (the blank line first) is a message too, if an odd one.
+  if (content.starts_with("\n") || content.starts_with("\r\n")) return true;
   size_t i = 0;
   while (i < content.size()) {
     unsigned char c = static_cast<unsigned char>(content[i]);

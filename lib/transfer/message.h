@@ -31,8 +31,8 @@ std::string to_crlf(std::string_view in);
 std::string to_lf(std::string_view in);
 
 // True when `content` starts like a message: a header field ("Name:" with
-// printable name characters), possibly after an mbox escape. Sources skip
-// anything else with a warning.
+// printable name characters), or the blank line of an empty header. Sources
+// skip anything else with a warning.
 bool looks_like_message(std::string_view content);
 
 // Dates.
