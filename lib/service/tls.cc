@@ -6,7 +6,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,8 +93,17 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create_server(const TlsConfig& t
   if (cert.empty() && key.empty()) {
     cert = data_dir + "/tls/cert.pem";
     key = data_dir + "/tls/key.pem";
+    // Several daemons start at once and each may find no certificate: the first
+    // one to take the lock makes the pair, the others wait and load it.
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir + "/tls", ec);
+    int lock = ::open((data_dir + "/tls/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock >= 0) ::flock(lock, LOCK_EX);
+    Status made;
     if (!std::filesystem::exists(cert) || !std::filesystem::exists(key))
-      MAIL_TRY(generate_self_signed(cert, key, hostname.empty() ? "localhost" : hostname));
+      made = generate_self_signed(cert, key, hostname.empty() ? "localhost" : hostname);
+    if (lock >= 0) ::close(lock);
+    MAIL_TRY(made);
   } else if (cert.empty() || key.empty()) {
     return error(Code::config, "tls.cert_file and tls.key_file must be set together");
   }
