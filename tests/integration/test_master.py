@@ -285,3 +285,15 @@ def test_control_socket_serves_the_admin_table(stack, run):
     # The same operation as mailctl through the store daemon sees the same data.
     direct = run("mailctl", "--data-dir", stack.datadir, "--online", "--format", "json", "domain", "list")
     assert json.loads(direct.stdout)[0]["domain"] == "xn--bcher-kva.example"
+
+
+def test_store_crash_makes_clients_reconnect_not_crash(smtp_stack):
+    import smtplib
+    before = {s["name"]: s["pid"] for s in control(smtp_stack.datadir, "status")["services"]}
+    os.kill(before["store"], signal.SIGKILL)
+    wait_for(lambda: service(control(smtp_stack.datadir, "status"), "store")["pid"] not in (0, before["store"])
+             and service(control(smtp_stack.datadir, "status"), "store")["state"] == "running", what="store back")
+    with smtplib.SMTP("127.0.0.1", smtp_stack.smtp_ports[0], timeout=20) as client:
+        client.sendmail("a@example.net", ["joe@example.test"], "Subject: after a store crash\r\n\r\nhi\r\n")
+    after = {s["name"]: s["pid"] for s in control(smtp_stack.datadir, "status")["services"]}
+    assert after["smtpd"] == before["smtpd"], "mail-smtpd must survive the store's death"
