@@ -181,6 +181,10 @@ def stack(datadir_for_daemons, tmp_path, daemons, run):
     s = start_stack(datadir_for_daemons, tmp_path, daemons, run)
     yield s
     assert s.imapd.alive(), "mail-imapd died:\n" + s.imapd.log_text()
+    rc = s.imapd.stop()
+    log = s.imapd.log_text()
+    assert "Sanitizer" not in log and "runtime error" not in log, log
+    assert rc == 0, f"mail-imapd exited with {rc}:\n{log}"
 
 
 def ok(result):
