@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "base/log.h"
 #include "service/listen.h"
 
@@ -43,9 +45,11 @@ void Server::run(int fd, Mode mode, bool implicit_tls) {
     ~Leave() { s->leave(ip); }
   } leave_guard{this, ip};
 
+  // A handshake gets at most 30 s, so half-open TLS clients cannot hold threads for long.
+  const int handshake_ms = static_cast<int>(std::min<uint32_t>(config_.command_timeout_s, 30)) * 1000;
   if (implicit_tls) {
     if (!tls_) return;
-    Status st = stream.start_tls(*tls_, static_cast<int>(config_.command_timeout_s) * 1000);
+    Status st = stream.start_tls(*tls_, handshake_ms);
     if (!st) {
       log::info("smtp: {} TLS handshake failed: {}", peer, st.message());
       return;
@@ -105,7 +109,7 @@ void Server::run(int fd, Mode mode, bool implicit_tls) {
     if (!out.empty() && !stream.write_all(out)) break;
     if (session.closed()) break;
     if (session.starttls_pending()) {
-      Status st = stream.start_tls(*tls_, static_cast<int>(config_.command_timeout_s) * 1000);
+      Status st = stream.start_tls(*tls_, handshake_ms);
       if (!st) {
         log::info("smtp: {} STARTTLS handshake failed: {}", peer, st.message());
         break;

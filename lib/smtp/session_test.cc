@@ -265,6 +265,21 @@ TEST_F(SmtpSessionTest, SizeLimits) {
   EXPECT_NE(out.find("250 2.0.0"), std::string::npos) << out;
 }
 
+TEST_F(SmtpSessionTest, LongLinesInData) {
+  config_.max_message_size = 400000;
+  auto s = session();
+  send(*s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<joe@example.com>\r\nDATA\r\n");
+  // A 200 KiB line without a line end arrives in pieces; it is passed on, not buffered.
+  std::string line = "." + std::string(200 * 1024, 'x');
+  for (size_t i = 0; i < line.size(); i += 7000) EXPECT_EQ(send(*s, line.substr(i, 7000)), "");
+  std::string out = send(*s, "\r\n.\r\n");
+  EXPECT_NE(out.find("250 2.0.0"), std::string::npos) << out;
+  auto msgs = inbox(joe_);
+  ASSERT_EQ(msgs.size(), 1u);
+  std::string c = content(msgs[0]);
+  EXPECT_EQ(c.substr(c.size() - 200 * 1024 - 2), std::string(200 * 1024, 'x') + "\r\n");  // dot unstuffed
+}
+
 TEST_F(SmtpSessionTest, BadInput) {
   auto s = session();
   EXPECT_NE(send(*s, "MAIL FROM:<>\r\n").find("503 5.5.1"), std::string::npos);
