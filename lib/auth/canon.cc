@@ -1,11 +1,20 @@
 #include "auth/canon.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace mail::auth {
 
 namespace {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// True when one of the eight bytes of x is b.
+bool has_byte(uint64_t x, unsigned char b) {
+  uint64_t y = x ^ (0x0101010101010101ULL * b);
+  return ((y - 0x0101010101010101ULL) & ~y & 0x8080808080808080ULL) != 0;
+}
 
 }  // namespace
 
@@ -90,37 +99,64 @@ void canon_header(const HeaderField& field, Canon canon, std::string& out) {
 }
 
 void canon_body(std::string_view body, Canon canon, std::string& out) {
-  size_t start = out.size();
   if (canon == Canon::simple) {
     size_t end = body.size();
-    while (end >= 2 && body.substr(end - 2, 2) == "\r\n") end -= 2;
+    while (end >= 2 && body[end - 2] == '\r' && body[end - 1] == '\n') end -= 2;
     out.append(body.substr(0, end));
     out.append("\r\n");
     return;
   }
-  out.reserve(out.size() + body.size());
-  size_t pos = 0, n = body.size();
-  size_t last_nonempty_end = start;  // out.size() after the last non-empty line
-  while (pos < n) {
-    size_t eol = body.find("\r\n", pos);
-    size_t line_end = eol == std::string_view::npos ? n : eol;
-    bool pending_space = false;
-    size_t line_start = out.size();
-    for (size_t i = pos; i < line_end; ++i) {
-      char c = body[i];
-      if (is_wsp(c)) {
-        pending_space = true;
+  // Relaxed never grows a line; only a last line without CRLF gains two bytes.
+  size_t base = out.size();
+  out.resize(base + body.size() + 2);
+  char* const first = out.data() + base;
+  char* w = first;
+  char* kept = first;  // end of the last non-empty line
+  const char* p = body.data();
+  const char* const end = p + body.size();
+  while (p < end) {
+    // The line's content ends at the next CRLF (a lone CR or LF is content).
+    const char* eol = p;
+    while (true) {
+      eol = static_cast<const char*>(std::memchr(eol, '\n', static_cast<size_t>(end - eol)));
+      if (!eol || (eol > p && eol[-1] == '\r')) break;
+      ++eol;
+    }
+    const char* content_end = eol ? eol - 1 : end;
+    char* line = w;
+    bool space = false;  // a WSP run is pending: one SP before the next character
+    auto one = [&](char c) {
+      if (c == ' ' || c == '\t') {
+        space = true;
+      } else {
+        if (space) *w++ = ' ';
+        space = false;
+        *w++ = c;
+      }
+    };
+    const char* q = p;
+    // Eight bytes at a time while they hold no WSP (base64 parts, long words).
+    while (content_end - q >= 8) {
+      uint64_t x;
+      std::memcpy(&x, q, 8);
+      if (!has_byte(x, ' ') && !has_byte(x, '\t')) {
+        if (space) *w++ = ' ';
+        space = false;
+        std::memcpy(w, q, 8);
+        w += 8;
+        q += 8;
         continue;
       }
-      if (pending_space) out.push_back(' ');
-      pending_space = false;
-      out.push_back(c);
+      for (const char* e8 = q + 8; q < e8; ++q) one(*q);
     }
-    out.append("\r\n");
-    if (out.size() - line_start > 2) last_nonempty_end = out.size();
-    pos = eol == std::string_view::npos ? n : eol + 2;
+    for (; q < content_end; ++q) one(*q);
+    bool empty = w == line;
+    *w++ = '\r';
+    *w++ = '\n';
+    if (!empty) kept = w;
+    p = eol ? eol + 1 : end;
   }
-  out.resize(last_nonempty_end);
+  out.resize(base + static_cast<size_t>(kept - first));
 }
 
 }  // namespace mail::auth

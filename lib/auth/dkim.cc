@@ -3,12 +3,14 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 #include "auth/tag_list.h"
@@ -54,7 +56,18 @@ std::vector<std::string> split(std::string_view s, char sep) {
   return out;
 }
 
-const EVP_MD* digest_of(DkimAlgorithm a) { return a == DkimAlgorithm::rsa_sha1 ? EVP_sha1() : EVP_sha256(); }
+// Fetched once: OpenSSL 3 looks an implicit EVP_sha256() up in its provider
+// tables on every use.
+const EVP_MD* sha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+const EVP_MD* sha1() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  return md;
+}
+
+const EVP_MD* digest_of(DkimAlgorithm a) { return a == DkimAlgorithm::rsa_sha1 ? sha1() : sha256(); }
 
 std::string digest(const EVP_MD* md, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -70,7 +83,7 @@ Result<std::string> sign_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_vie
   std::string prehash;
   const EVP_MD* type = digest_of(alg);
   if (alg == DkimAlgorithm::ed25519_sha256) {
-    prehash = digest(EVP_sha256(), data);
+    prehash = digest(sha256(), data);
     data = prehash;
     type = nullptr;
   }
@@ -88,18 +101,45 @@ Result<std::string> sign_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_vie
   return sig;
 }
 
-bool verify_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_view data, std::string_view sig) {
-  MdCtx md;
-  std::string prehash;
-  const EVP_MD* type = digest_of(alg);
-  if (alg == DkimAlgorithm::ed25519_sha256) {
-    prehash = digest(EVP_sha256(), data);
-    data = prehash;
-    type = nullptr;
+// An RSA verification context, initialised once per key and thread and reused:
+// setting one up costs OpenSSL 3 about as much as the verification itself.
+// Each context holds a reference to its key, so a cached key's address is
+// never reused for another key while it is cached.
+EVP_PKEY_CTX* rsa_verify_ctx(EVP_PKEY* pkey, DkimAlgorithm alg) {
+  struct Entry {
+    EVP_PKEY* key;
+    DkimAlgorithm alg;
+    std::unique_ptr<EVP_PKEY_CTX, void (*)(EVP_PKEY_CTX*)> ctx;
+  };
+  thread_local std::vector<Entry> cache;
+  for (auto& e : cache) {
+    if (e.key == pkey && e.alg == alg) return e.ctx.get();
   }
-  if (EVP_DigestVerifyInit(md.ctx, nullptr, type, nullptr, pkey) != 1) return false;
+  std::unique_ptr<EVP_PKEY_CTX, void (*)(EVP_PKEY_CTX*)> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr),
+                                                            EVP_PKEY_CTX_free);
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_signature_md(ctx.get(), digest_of(alg)) != 1) {
+    return nullptr;
+  }
+  if (cache.size() >= 32) cache.clear();
+  cache.push_back({pkey, alg, std::move(ctx)});
+  return cache.back().ctx.get();
+}
+
+bool verify_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_view data, std::string_view sig) {
+  if (alg != DkimAlgorithm::ed25519_sha256) {
+    EVP_PKEY_CTX* ctx = rsa_verify_ctx(pkey, alg);
+    if (!ctx) return false;
+    std::string md = digest(digest_of(alg), data);
+    return EVP_PKEY_verify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                           reinterpret_cast<const unsigned char*>(md.data()), md.size()) == 1;
+  }
+  MdCtx md;
+  std::string prehash = digest(sha256(), data);
+  if (EVP_DigestVerifyInit(md.ctx, nullptr, nullptr, nullptr, pkey) != 1) return false;
   return EVP_DigestVerify(md.ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                          reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+                          reinterpret_cast<const unsigned char*>(prehash.data()), prehash.size()) == 1;
 }
 
 const char* const kDefaultHeaders[] = {
@@ -409,7 +449,47 @@ bool is_subdomain(std::string_view child, std::string_view parent) {
          c[c.size() - p.size() - 1] == '.';
 }
 
-PkeyPtr public_key(const DkimKeyRecord& rec, int& bits) {
+PkeyPtr decode_public_key(const DkimKeyRecord& rec, int& bits);
+
+// A key record as verification needs it: parsed, its key decoded.
+struct KeyEntry {
+  std::string error;  // why the record is unusable (a permerror), or empty
+  DkimKeyRecord rec;
+  PkeyPtr pkey;
+  int bits = 0;
+};
+
+// Parsing a record and decoding its key cost OpenSSL 3 more than verifying an
+// RSA signature, and the same few keys sign most mail: entries are kept by
+// the record's text, up to a bound.
+std::shared_ptr<const KeyEntry> key_entry(const std::string& txt) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const KeyEntry>> cache;
+  {
+    std::lock_guard lock(mu);
+    auto it = cache.find(txt);
+    if (it != cache.end()) return it->second;
+  }
+  auto e = std::make_shared<KeyEntry>();
+  auto rec = parse_dkim_key_record(txt);
+  if (!rec) {
+    e->error = rec.status().message();
+  } else {
+    e->rec = std::move(*rec);
+    if (e->rec.public_key.empty()) {
+      e->error = "key revoked";
+    } else {
+      e->pkey = decode_public_key(e->rec, e->bits);
+      if (!e->pkey) e->error = "public key does not parse";
+    }
+  }
+  std::lock_guard lock(mu);
+  if (cache.size() >= 1024) cache.clear();
+  cache[txt] = e;
+  return e;
+}
+
+PkeyPtr decode_public_key(const DkimKeyRecord& rec, int& bits) {
   const auto* p = reinterpret_cast<const unsigned char*>(rec.public_key.data());
   long len = static_cast<long>(rec.public_key.size());
   EVP_PKEY* key = nullptr;
@@ -532,9 +612,9 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
   }
   if (txt->empty()) return perm("no key for " + key_name);
   if (txt->size() > 1) return perm("several key records for " + key_name);
-  auto rec = parse_dkim_key_record(txt->front());
-  if (!rec) return perm(rec.status().message());
-  if (rec->public_key.empty()) return perm("key revoked");
+  auto entry = key_entry(txt->front());
+  if (!entry->error.empty()) return perm(entry->error);
+  const DkimKeyRecord* rec = &entry->rec;
   std::string want_type = alg == DkimAlgorithm::ed25519_sha256 ? "ed25519" : "rsa";
   if (rec->key_type != want_type) return perm("key type " + rec->key_type + " does not fit " + r.algorithm);
   if (!rec->hashes.empty()) {
@@ -554,8 +634,8 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
       if (lower(r.identity.substr(at + 1)) != lower(r.domain)) return perm("key has t=s but i= is a subdomain");
     }
   }
-  PkeyPtr pkey = public_key(*rec, r.key_bits);
-  if (!pkey) return perm("public key does not parse");
+  const PkeyPtr& pkey = entry->pkey;
+  r.key_bits = entry->bits;
   if (want_type == "rsa" && r.key_bits < 1024) return perm("RSA key too small: " + std::to_string(r.key_bits));
 
   // The body.

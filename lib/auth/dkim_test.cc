@@ -69,6 +69,12 @@ TEST(Canon, EmptyBodies) {
   canon_body("\r\n \r\n\r\n", Canon::relaxed, b);
   EXPECT_EQ(b, "");
   b.clear();
+  canon_body("a\r\n\r\n \t\r\nb \r\n\r\n", Canon::relaxed, b);
+  EXPECT_EQ(b, "a\r\n\r\n\r\nb\r\n");  // inner blank lines stay
+  b.clear();
+  canon_body("a\rb\nc\r\n", Canon::relaxed, b);
+  EXPECT_EQ(b, "a\rb\nc\r\n");  // a lone CR or LF is content
+  b.clear();
   canon_body("no newline", Canon::relaxed, b);
   EXPECT_EQ(b, "no newline\r\n");
   b.clear();
