@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/log.h"
 #include "smtp/session.h"
 #include "store/store.h"
 
@@ -87,6 +88,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return c;
   }();
   static smtp::AuthThrottle throttle;
+  static const bool quiet = [] {
+    log::set_level(log::Level::error);  // a log line per message would slow the fuzzer down
+    return true;
+  }();
+  (void)quiet;
   if (size == 0) return 0;
   smtp::SessionEnv env;
   env.store = &store;
