@@ -274,11 +274,22 @@ std::string Session::status_items(const store::MailboxInfo& mb, const std::vecto
     else if (u == "SIZE") v = std::to_string(mb.bytes);
     else if (u == "DELETED") v = std::to_string(mb.deleted);
     else if (u == "HIGHESTMODSEQ") v = std::to_string(std::max<uint64_t>(mb.highest_modseq, 1));
+    else if (u == "APPENDLIMIT") v = std::to_string(env_.config->max_literal);
+    else if (u == "DELETED-STORAGE") v = std::to_string(mb.deleted ? deleted_storage(mb.id) : 0);
     else continue;
     if (!s.empty()) s += ' ';
     s += u + ' ' + v;
   }
   return s;
+}
+
+uint64_t Session::deleted_storage(store::MailboxId mailbox) {
+  auto r = env_.store->message_list({mailbox, 1, 0});
+  uint64_t bytes = 0;
+  if (r)
+    for (const auto& m : r->messages)
+      if (m.flags & store::flag::deleted) bytes += m.size;
+  return bytes;
 }
 
 void Session::cmd_status(const std::string& tag, Parser& p, std::string& out) {
@@ -296,7 +307,7 @@ void Session::cmd_status(const std::string& tag, Parser& p, std::string& out) {
     }
     std::string u = upper(*a);
     if (u != "MESSAGES" && u != "UIDNEXT" && u != "UIDVALIDITY" && u != "UNSEEN" && u != "RECENT" &&
-        u != "SIZE" && u != "DELETED" && u != "HIGHESTMODSEQ") {
+        u != "SIZE" && u != "DELETED" && u != "HIGHESTMODSEQ" && u != "APPENDLIMIT" && u != "DELETED-STORAGE") {
       out += tag + " BAD unknown STATUS item " + *a + "\r\n";
       return;
     }

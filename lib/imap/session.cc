@@ -78,7 +78,9 @@ std::string Session::capabilities() const {
     c += " SASL-IR";
   }
   c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
-       " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID";
+       " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
+       " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
+       std::to_string(env_.config->max_literal);
   return c;
 }
 
@@ -161,6 +163,8 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
     return;
   }
   if (c == "ENABLE") return cmd_enable(tag, p, out);
+  if (c == "UNAUTHENTICATE") return cmd_unauthenticate(tag, p, out);
+  if (c == "GETQUOTA" || c == "GETQUOTAROOT" || c == "SETQUOTA") return cmd_quota(tag, c, p, out);
   if (c == "NAMESPACE") return cmd_namespace(tag, p, out);
   if (c == "SELECT" || c == "EXAMINE") return cmd_select(tag, p, out, c == "EXAMINE");
   if (c == "CREATE") return cmd_create(tag, p, out);
@@ -327,6 +331,20 @@ void Session::cmd_enable(const std::string& tag, Parser& p, std::string& out) {
     }
   } while (p.space());
   out += "* ENABLED" + enabled + "\r\n" + tag + " OK ENABLE completed\r\n";
+}
+
+void Session::cmd_unauthenticate(const std::string& tag, Parser& p, std::string& out) {
+  if (!p.at_end()) {
+    out += tag + " BAD UNAUTHENTICATE takes no arguments\r\n";
+    return;
+  }
+  // RFC 8437: back to the state right after the greeting, ENABLEd extensions included.
+  subscription_.reset();
+  sel_.reset();
+  account_ = {};
+  rev2_ = condstore_ = qresync_ = utf8_ = false;
+  state_ = State::not_authenticated;
+  out += tag + " OK UNAUTHENTICATE completed\r\n";
 }
 
 void Session::cmd_idle(const std::string& tag, Parser& p, std::string& out) {

@@ -122,6 +122,11 @@ class Session {
   void cmd_store(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_copy(const std::string& tag, Parser& p, std::string& out, bool uid, bool move);
   void cmd_idle(const std::string& tag, Parser& p, std::string& out);
+  void cmd_quota(const std::string& tag, const std::string& name, Parser& p, std::string& out);
+  void cmd_unauthenticate(const std::string& tag, Parser& p, std::string& out);
+  std::string quota_line();
+  // STATUS DELETED-STORAGE: bytes of the messages marked \Deleted.
+  uint64_t deleted_storage(store::MailboxId mailbox);
 
   bool finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
                    std::string& out);

@@ -222,6 +222,27 @@ TEST_F(ImapSessionTest, OtherSessionsExpungeWaitsForAllowedCommands) {
   EXPECT_EQ(run(*a, "n NOOP"), "n OK NOOP completed\r\n");
 }
 
+TEST_F(ImapSessionTest, QuotaUnauthenticateAndStatusExtensions) {
+  ASSERT_TRUE(store_->quota_set({"joe@example.com", {10 * 1024 * 1024, 1000}}).is_ok());
+  auto s = logged_in();
+  EXPECT_TRUE(has(s->greeting(), "APPENDLIMIT="));
+  append(*s, "INBOX", kMessage);
+  std::string out = run(*s, "q GETQUOTAROOT INBOX");
+  EXPECT_TRUE(has(out, "* QUOTAROOT \"INBOX\" \"\"\r\n")) << out;
+  EXPECT_TRUE(has(out, "* QUOTA \"\" (STORAGE 1 10240 MESSAGE 1 1000)")) << out;
+  EXPECT_TRUE(has(run(*s, "q GETQUOTA \"\""), "q OK"));
+  EXPECT_TRUE(has(run(*s, "q GETQUOTA other"), "q NO"));
+  EXPECT_TRUE(has(run(*s, "q SETQUOTA \"\" (STORAGE 1)"), "q NO [NOPERM]"));
+  run(*s, "s SELECT INBOX");
+  run(*s, "t STORE 1 +FLAGS.SILENT (\\Deleted)");
+  out = run(*s, "s STATUS INBOX (DELETED DELETED-STORAGE APPENDLIMIT)");
+  EXPECT_TRUE(has(out, "(DELETED 1 DELETED-STORAGE " + std::to_string(sizeof kMessage - 1) + " APPENDLIMIT ")) << out;
+  EXPECT_TRUE(has(run(*s, "u UNAUTHENTICATE"), "u OK"));
+  EXPECT_EQ(s->state(), State::not_authenticated);
+  EXPECT_TRUE(has(run(*s, "f FETCH 1 FLAGS"), "f BAD log in first"));
+  EXPECT_TRUE(has(run(*s, "l LOGIN joe@example.com secret"), "l OK"));
+}
+
 TEST_F(ImapSessionTest, IdleSeesAnotherSessionsAppend) {
   std::atomic<int> woken{0};
   auto idler = logged_in([&] { woken++; });

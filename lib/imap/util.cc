@@ -16,7 +16,8 @@ bool is_known_command(const std::string& c) {
   static const char* known[] = {"SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
                                 "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "CLOSE", "UNSELECT",
                                 "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UID", "IDLE",
-                                "ENABLE", "NAMESPACE", "CHECK"};
+                                "ENABLE", "NAMESPACE", "CHECK", "UNAUTHENTICATE", "GETQUOTA",
+                                "GETQUOTAROOT", "SETQUOTA"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return c == k; });
 }
 
