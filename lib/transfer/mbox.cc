@@ -10,7 +10,7 @@
 namespace mail::transfer {
 namespace {
 
-constexpr size_t kChunk = 1u << 20;
+constexpr size_t kChunk = 64u << 10;  // read size; the buffer grows to the largest message
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
@@ -125,21 +125,20 @@ MboxVariant MboxReader::detected() const {
 }
 
 Status MboxReader::fill(size_t n) {
-  while (!eof_ && buf_.size() - pos_ < n) {
-    if (pos_ > 0 && pos_ >= buf_.size() / 2) {
-      buf_.erase(0, pos_);
+  // buf_ is the capacity; [0, end_) holds data, so growing never zero-fills
+  // more than once.
+  while (!eof_ && end_ - pos_ < n) {
+    if (pos_ > 0 && pos_ >= end_ / 2) {
+      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+      end_ -= pos_;
       base_ += pos_;
       pos_ = 0;
     }
-    size_t old = buf_.size();
-    size_t want = std::max(kChunk, n - (buf_.size() - pos_));
-    buf_.resize(old + want);
-    auto got = read_(buf_.data() + old, want);
-    if (!got.is_ok()) {
-      buf_.resize(old);
-      return got.status();
-    }
-    buf_.resize(old + *got);
+    size_t want = std::max(kChunk, n - (end_ - pos_));
+    if (buf_.size() < end_ + want) buf_.resize(std::max(end_ + want, buf_.size() * 3 / 2));
+    auto got = read_(buf_.data() + end_, buf_.size() - end_);
+    if (!got.is_ok()) return got.status();
+    end_ += *got;
     if (*got == 0) eof_ = true;
   }
   return Status::ok();
@@ -148,7 +147,7 @@ Status MboxReader::fill(size_t n) {
 Result<std::string_view> MboxReader::peek_line() {
   size_t searched = 0;
   for (;;) {
-    size_t avail = buf_.size() - pos_;
+    size_t avail = end_ - pos_;
     if (searched < avail) {
       const void* p = std::memchr(buf_.data() + pos_ + searched, '\n', avail - searched);
       if (p) {
@@ -160,13 +159,13 @@ Result<std::string_view> MboxReader::peek_line() {
     // A line longer than any message we keep is handed out in pieces.
     if (eof_ || avail > options_.max_message_size) return std::string_view(buf_.data() + pos_, avail);
     MAIL_TRY(fill(avail + kChunk));
-    if (eof_ && buf_.size() - pos_ == avail) return std::string_view(buf_.data() + pos_, avail);
+    if (eof_ && end_ - pos_ == avail) return std::string_view(buf_.data() + pos_, avail);
   }
 }
 
 bool MboxReader::is_from_line(std::string_view line, bool after_blank) const {
   if (!starts_with(line, "From ")) return false;
-  return after_blank || parse_from_line_date(line) != 0;
+  return after_blank || from_line_date(line).has_value();
 }
 
 Result<std::optional<SourceMessage>> MboxReader::next() {
@@ -289,7 +288,7 @@ Result<std::optional<SourceMessage>> MboxReader::next() {
         *content_length <= max) {
       size_t n = static_cast<size_t>(*content_length);
       MAIL_TRY(fill(n + 16));
-      size_t avail = buf_.size() - pos_;
+      size_t avail = end_ - pos_;
       bool fits = false;
       if (avail >= n) {
         std::string_view after(buf_.data() + pos_ + n, std::min<size_t>(avail - n, 16));
@@ -300,11 +299,27 @@ Result<std::optional<SourceMessage>> MboxReader::next() {
         if (fits && n > 0 && buf_[pos_ + n - 1] != '\n' && !starts_with(after, "\n") && !starts_with(after, "\r\n"))
           fits = false;  // the next From_ line must start a line
       }
+      if (fits && variant == MboxVariant::automatic) {
+        // Only when reading lines would split the body at a From_ line (mboxcl2);
+        // otherwise lines and Content-Length agree, and lines are the safer
+        // reading (a message's own Content-Length may match by chance).
+        std::string_view body(buf_.data() + pos_, n);
+        bool split = false, prev_blank = true;
+        for (size_t p = 0; p < body.size() && !split;) {
+          size_t nl = body.find('\n', p);
+          size_t end = nl == std::string_view::npos ? body.size() : nl + 1;
+          std::string_view l = body.substr(p, end - p);
+          split = is_from_line(l, prev_blank);
+          prev_blank = is_blank(l);
+          p = end;
+        }
+        seen_cl_ = true;
+        if (!split) fits = false;
+      }
       if (fits) {
         std::string_view body(buf_.data() + pos_, n);
         bool bare_from = starts_with(body, "From ") || body.find("\nFrom ") != std::string_view::npos;
-        bool escaped = starts_with(body, ">From ") || body.find("\n>From ") != std::string_view::npos;
-        bool unescape = variant == MboxVariant::mboxcl || (variant == MboxVariant::automatic && !bare_from && escaped);
+        bool unescape = variant == MboxVariant::mboxcl;
         if (bare_from) seen_cl2_ = true;
         seen_cl_ = true;
         if (!unescape) {
@@ -443,7 +458,9 @@ std::string mbox_entry(std::string_view stored, store::UnixTime internal_date, u
   out.append(blank);
   put_lines(body);
   if (!out.ends_with('\n')) out += nl;
-  out += nl;
+  // The blank line separating messages; a message without a body (no blank
+  // line after its header) would take it as its own, so it gets none.
+  if (has_blank) out += nl;
   return out;
 }
 

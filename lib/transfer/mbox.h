@@ -7,15 +7,16 @@
 //            from /^>+From / lines, so the escaping is reversible.
 //   mboxcl   Content-Length: gives the body length, bodies escaped as mboxo.
 //   mboxcl2  Content-Length: gives the body length, bodies not escaped.
-// `automatic` honours a Content-Length that points exactly at the next From_
-// line (or the end); such a body is unescaped as mboxo only when it has no bare
-// "From " line (mboxcl), else kept as is (mboxcl2). Other bodies are unescaped
-// as mboxrd (which reads mboxo files the same unless a line starts ">>From ").
+// `automatic` honours a Content-Length only where it is needed: when it points
+// exactly at the next From_ line (or the end) and reading lines would split the
+// body at a bare "From " line (mboxcl2). Elsewhere lines and Content-Length
+// agree, and bodies are unescaped as mboxrd (which reads mboxo and mboxcl files
+// the same unless a line starts ">>From ").
 //
 // The mbox-private header fields are metadata, not message: Status (R: seen),
 // X-Status (A answered, F flagged, T draft, D deleted), X-Keywords, and
 // X-UID/X-IMAP/X-IMAPbase, plus a Content-Length that was used to delimit the
-// message, are turned into flags and keywords and removed from the bytes (as
+// message (else it stays), are turned into flags and keywords and removed from the bytes (as
 // Dovecot hides them). The writer puts Status/X-Status/X-Keywords back, so an
 // export and a re-import give the same bytes.
 //
@@ -79,6 +80,7 @@ class MboxReader {
   std::string origin_;
   Options options_;
   std::string buf_;
+  size_t end_ = 0;  // bytes of buf_ holding data
   size_t pos_ = 0;
   uint64_t base_ = 0;  // file offset of buf_[0]
   bool eof_ = false;

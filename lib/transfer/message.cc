@@ -157,7 +157,9 @@ bool looks_like_message(std::string_view content) {
   return false;
 }
 
-store::UnixTime parse_from_line_date(std::string_view line) {
+store::UnixTime parse_from_line_date(std::string_view line) { return from_line_date(line).value_or(0); }
+
+std::optional<store::UnixTime> from_line_date(std::string_view line) {
   // "From sender Wed Nov 25 14:39:16 2026 [zone]": find "Mon DD HH:MM[:SS] YYYY"
   // anywhere after the sender (senders may contain spaces when quoted).
   auto t = tokens(line);
@@ -186,7 +188,7 @@ store::UnixTime parse_from_line_date(std::string_view line) {
     }
     return make_time(to_int(year_tok), month, to_int(t[i + 1]), h, m, s, offset);
   }
-  return 0;
+  return std::nullopt;
 }
 
 store::UnixTime parse_rfc5322_date(std::string_view text) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,8 @@ bool looks_like_message(std::string_view content);
 // optionally followed by a zone "+0100"/"UTC"), as found after the sender;
 // 0 if none parses. Without a zone the time is UTC.
 store::UnixTime parse_from_line_date(std::string_view from_line);
+// The same, but nullopt when the line has no date at all (0: a date before 1970).
+std::optional<store::UnixTime> from_line_date(std::string_view from_line);
 // RFC 5322 date-time ("Wed, 25 Nov 2026 14:39:16 +0100", obsolete zones and
 // missing weekday allowed); 0 if it does not parse.
 store::UnixTime parse_rfc5322_date(std::string_view text);

@@ -115,7 +115,7 @@ TEST(Mbox, MboxoKeepsDoubleQuotedLines) {
 
 TEST(Mbox, ContentLengthVariants) {
   // mboxcl2: a bare "From " line inside the body, delimited by Content-Length.
-  std::string body = "line\nFrom inside the body\nend\n";
+  std::string body = "line\n\nFrom inside Wed Nov 25 14:39:16 2026\nend\n";
   std::string data = "From x Wed Nov 25 14:39:16 2026\nSubject: cl2\nContent-Length: " + std::to_string(body.size()) +
                      "\n\n" + body + "\nFrom y Wed Nov 25 14:39:17 2026\nSubject: next\n\nz\n";
   MboxVariant detected;
@@ -136,8 +136,12 @@ TEST(Mbox, ContentLengthVariants) {
   std::string cl = "From x Wed Nov 25 14:39:16 2026\nContent-Length: " + std::to_string(esc.size()) + "\n\n" + esc;
   msgs = read_all(cl, MboxVariant::automatic, nullptr, &detected);
   ASSERT_EQ(msgs.size(), 1u);
-  EXPECT_EQ(msgs[0].content, "\nFrom quoted\nx\n");
+  // Lines and Content-Length agree here: the field stays, lines are unquoted as mboxrd.
+  EXPECT_EQ(msgs[0].content, "Content-Length: " + std::to_string(esc.size()) + "\n\nFrom quoted\nx\n");
   EXPECT_EQ(detected, MboxVariant::mboxcl);
+  msgs = read_all(cl, MboxVariant::mboxcl);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].content, "\nFrom quoted\nx\n");
 }
 
 TEST(Mbox, TruncatedAndBadInput) {
