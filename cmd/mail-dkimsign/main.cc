@@ -11,6 +11,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "auth/arc.h"
 #include "auth/dkim.h"
 #include "auth/resolver.h"
 #include "auth/spf.h"
@@ -104,6 +105,8 @@ int main(int argc, char** argv) {
   app.add_option("--now", now, "with --verify: check expiry (x=) at this time (seconds since the epoch)")
       ->type_name("SECONDS");
   app.add_flag("--allow-partial-body", allow_partial, "with --verify: let l= signatures with unsigned content pass");
+  bool arc_mode = false;
+  app.add_flag("--arc-verify", arc_mode, "validate the ARC chain instead: print none, pass or fail");
   bool spf_mode = false;
   std::string spf_explanation;
   app.add_flag("--spf-check", spf_mode,
@@ -123,7 +126,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (verify || spf_mode) {
+  if (verify || spf_mode || arc_mode) {
     std::unique_ptr<Resolver> resolver;
     if (!key_records.empty() || !zone_file.empty()) {
       auto stub = std::make_unique<StubResolver>();
@@ -171,6 +174,14 @@ int main(int argc, char** argv) {
     std::string message = read_stdin();
     DkimVerifyOptions options;
     options.now = now;
+    if (arc_mode) {
+      MailMessage msg(message);
+      ArcResult arc = arc_validate(msg, *resolver, options);
+      std::cout << arc_status_name(arc.status);
+      if (!arc.reason.empty()) std::cout << " (" << arc.reason << ")";
+      std::cout << std::endl;
+      return arc.status == ArcStatus::fail ? 1 : 0;
+    }
     options.allow_partial_body = allow_partial;
     auto results = dkim_verify(message, *resolver, options);
     if (results.empty()) {

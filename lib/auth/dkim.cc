@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "auth/dkim_internal.h"
 #include "auth/tag_list.h"
 #include "base/base64.h"
 
@@ -514,8 +515,59 @@ PkeyPtr decode_public_key(const DkimKeyRecord& rec, int& bits) {
   return key ? wrap(key) : nullptr;
 }
 
-DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver& resolver,
-                      const DkimVerifyOptions& options, std::string& scratch) {
+// The key of r's selector and domain, checked against the signature's
+// algorithm and identity; nullptr, with r's status and reason set, when there
+// is none to use.
+std::shared_ptr<const KeyEntry> usable_key(Resolver& resolver, DkimAlgorithm alg, DkimResult& r) {
+  auto no_key = [&r](std::string why) -> std::shared_ptr<const KeyEntry> {
+    r.status = DkimStatus::permerror;
+    r.reason = std::move(why);
+    return nullptr;
+  };
+  std::string key_name = r.selector + "._domainkey." + r.domain;
+  auto txt = resolver.lookup(key_name, DnsType::txt);
+  if (!txt) {
+    if (txt.code() == Code::not_found) return no_key("no key for " + key_name);
+    r.status = DkimStatus::temperror;
+    r.reason = "key lookup: " + txt.status().message();
+    return nullptr;
+  }
+  if (txt->empty()) return no_key("no key for " + key_name);
+  if (txt->size() > 1) return no_key("several key records for " + key_name);
+  auto entry = key_entry(txt->front());
+  if (!entry->error.empty()) return no_key(entry->error);
+  const DkimKeyRecord* rec = &entry->rec;
+  std::string want_type = alg == DkimAlgorithm::ed25519_sha256 ? "ed25519" : "rsa";
+  if (rec->key_type != want_type) return no_key("key type " + rec->key_type + " does not fit " + r.algorithm);
+  if (!rec->hashes.empty()) {
+    std::string want_hash = alg == DkimAlgorithm::rsa_sha1 ? "sha1" : "sha256";
+    if (std::find(rec->hashes.begin(), rec->hashes.end(), want_hash) == rec->hashes.end()) {
+      return no_key("key does not allow " + want_hash);
+    }
+  }
+  if (!rec->services.empty() && std::find(rec->services.begin(), rec->services.end(), "*") == rec->services.end() &&
+      std::find(rec->services.begin(), rec->services.end(), "email") == rec->services.end()) {
+    return no_key("key is not for email");
+  }
+  for (const auto& f : rec->flags) {
+    if (f == "y") r.testing = true;
+    if (f == "s") {
+      size_t at = r.identity.rfind('@');
+      if (lower(r.identity.substr(at + 1)) != lower(r.domain)) return no_key("key has t=s but i= is a subdomain");
+    }
+  }
+  r.key_bits = entry->bits;
+  if (want_type == "rsa" && r.key_bits < 1024) return no_key("RSA key too small: " + std::to_string(r.key_bits));
+  return entry;
+
+}
+
+}  // namespace
+
+namespace internal {
+
+DkimResult verify_signature_field(const MailMessage& msg, const HeaderField& field, Resolver& resolver,
+                                  const DkimVerifyOptions& options, std::string& scratch, bool arc) {
   DkimResult r;
   auto perm = [&r](std::string why) {
     r.status = DkimStatus::permerror;
@@ -533,7 +585,7 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
   if (const Tag* s = get("s")) r.selector = std::string(s->value);
   if (const Tag* a = get("a")) r.algorithm = std::string(a->value);
   const Tag* v = get("v");
-  if (!v || v->value != "1") return perm("v= missing or not 1");
+  if (!arc && (!v || v->value != "1")) return perm("v= missing or not 1");
   for (const char* required : {"a", "b", "bh", "d", "h", "s"}) {
     if (!get(required)) return perm(std::string(required) + "= missing");
   }
@@ -544,7 +596,9 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
   else if (r.algorithm == "rsa-sha1") alg = DkimAlgorithm::rsa_sha1;
   else return perm("unknown algorithm " + r.algorithm);
 
-  Canon hc = Canon::simple, bc = Canon::simple;
+  // Without c=, DKIM means simple/simple; ARC implementations (and the ARC
+  // test suite) read relaxed/relaxed.
+  Canon hc = arc ? Canon::relaxed : Canon::simple, bc = hc;
   if (const Tag* c = get("c")) {
     std::string_view cv = c->value;
     size_t slash = cv.find('/');
@@ -563,7 +617,7 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
     if (!dns) return perm("no supported query method in q=");
   }
   r.identity = "@" + r.domain;
-  if (const Tag* i = get("i")) {
+  if (const Tag* i = arc ? nullptr : get("i")) {
     r.identity = strip_whitespace(i->value);
     size_t at = r.identity.rfind('@');
     if (at == std::string::npos) return perm("i= without @");
@@ -577,7 +631,13 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
     n = strip_whitespace(n);
     signs_from = signs_from || header_name_equal(n, "from");
   }
-  if (!signs_from) return perm("From is not signed");
+  if (arc) {
+    for (const auto& n : names) {
+      if (header_name_equal(n, "ARC-Seal")) return perm("an ARC-Message-Signature may not sign ARC-Seal");
+    }
+  } else if (!signs_from) {
+    return perm("From is not signed");
+  }
   uint64_t t = 0, x = 0, l = 0;
   bool has_t = false, has_x = false, has_l = false;
   if (const Tag* tt = get("t")) {
@@ -602,41 +662,9 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
   if (!b || b->empty()) return perm("b= is not base64");
 
   // The key.
-  std::string key_name = r.selector + "._domainkey." + r.domain;
-  auto txt = resolver.lookup(key_name, DnsType::txt);
-  if (!txt) {
-    if (txt.code() == Code::not_found) return perm("no key for " + key_name);
-    r.status = DkimStatus::temperror;
-    r.reason = "key lookup: " + txt.status().message();
-    return r;
-  }
-  if (txt->empty()) return perm("no key for " + key_name);
-  if (txt->size() > 1) return perm("several key records for " + key_name);
-  auto entry = key_entry(txt->front());
-  if (!entry->error.empty()) return perm(entry->error);
-  const DkimKeyRecord* rec = &entry->rec;
-  std::string want_type = alg == DkimAlgorithm::ed25519_sha256 ? "ed25519" : "rsa";
-  if (rec->key_type != want_type) return perm("key type " + rec->key_type + " does not fit " + r.algorithm);
-  if (!rec->hashes.empty()) {
-    std::string want_hash = alg == DkimAlgorithm::rsa_sha1 ? "sha1" : "sha256";
-    if (std::find(rec->hashes.begin(), rec->hashes.end(), want_hash) == rec->hashes.end()) {
-      return perm("key does not allow " + want_hash);
-    }
-  }
-  if (!rec->services.empty() && std::find(rec->services.begin(), rec->services.end(), "*") == rec->services.end() &&
-      std::find(rec->services.begin(), rec->services.end(), "email") == rec->services.end()) {
-    return perm("key is not for email");
-  }
-  for (const auto& f : rec->flags) {
-    if (f == "y") r.testing = true;
-    if (f == "s") {
-      size_t at = r.identity.rfind('@');
-      if (lower(r.identity.substr(at + 1)) != lower(r.domain)) return perm("key has t=s but i= is a subdomain");
-    }
-  }
+  auto entry = usable_key(resolver, alg, r);
+  if (!entry) return r;
   const PkeyPtr& pkey = entry->pkey;
-  r.key_bits = entry->bits;
-  if (want_type == "rsa" && r.key_bits < 1024) return perm("RSA key too small: " + std::to_string(r.key_bits));
 
   // The body.
   scratch.clear();
@@ -682,7 +710,21 @@ DkimResult verify_one(const MailMessage& msg, const HeaderField& field, Resolver
   return r;
 }
 
-}  // namespace
+
+bool verify_with_key(Resolver& resolver, DkimAlgorithm alg, DkimResult& r, std::string_view data,
+                     std::string_view sig) {
+  auto entry = usable_key(resolver, alg, r);
+  if (!entry) return false;
+  if (!verify_data(entry->pkey.get(), alg, data, sig)) {
+    r.status = DkimStatus::fail;
+    r.reason = "signature did not verify";
+    return false;
+  }
+  r.status = DkimStatus::pass;
+  return true;
+}
+
+}  // namespace internal
 
 std::vector<DkimResult> dkim_verify(std::string_view message, Resolver& resolver, const DkimVerifyOptions& options) {
   MailMessage msg(message);
@@ -695,7 +737,7 @@ std::vector<DkimResult> dkim_verify(const MailMessage& msg, Resolver& resolver, 
   for (const auto& h : msg.headers()) {
     if (!header_name_equal(h.name, "DKIM-Signature")) continue;
     if (out.size() >= options.max_signatures) break;
-    out.push_back(verify_one(msg, h, resolver, options, scratch));
+    out.push_back(internal::verify_signature_field(msg, h, resolver, options, scratch, false));
   }
   return out;
 }

@@ -1,11 +1,12 @@
-// Fuzzes the DKIM tag-list parser, the key-record parser and verification of a
-// message whose signatures and body are the input: nothing may crash, a parsed
+// Fuzzes the DKIM tag-list parser, the key-record parser, and DKIM and ARC
+// verification of a message whose signatures and body are the input: nothing may crash, a parsed
 // tag's offsets stay inside the text, and an input the fuzzer made up never
 // passes (the stub publishes a key whose private half it does not have).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "auth/arc.h"
 #include "auth/dkim.h"
 #include "auth/tag_list.h"
 
@@ -35,8 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   DkimVerifyOptions options;
   options.now = 1700000000;
-  for (const auto& r : dkim_verify(in, *dns, options)) {
+  MailMessage msg(in);
+  for (const auto& r : dkim_verify(msg, *dns, options)) {
     if (r.status == DkimStatus::pass) __builtin_trap();
   }
+  if (arc_validate(msg, *dns, options).status == ArcStatus::pass) __builtin_trap();
   return 0;
 }
