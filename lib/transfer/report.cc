@@ -80,13 +80,23 @@ std::string json_string(std::string_view s) {
 std::string render_summary(const Summary& s, const std::string& format) {
   if (format == "json") {
     std::string out = "{";
-    for (const auto& [name, v] : s.totals) out += json_string(name) + ":" + std::to_string(v) + ",";
+    for (const auto& [name, v] : s.totals) {
+      out += json_string(name);
+      out += ':';
+      out += std::to_string(v);
+      out += ',';
+    }
     out += "\"mailboxes\":[";
     for (size_t r = 0; r < s.rows.size(); ++r) {
       if (r) out += ",";
-      out += "{\"mailbox\":" + json_string(s.rows[r].first);
-      for (size_t c = 0; c < s.columns.size() && c < s.rows[r].second.size(); ++c)
-        out += "," + json_string(s.columns[c]) + ":" + std::to_string(s.rows[r].second[c]);
+      out += "{\"mailbox\":";
+      out += json_string(s.rows[r].first);
+      for (size_t c = 0; c < s.columns.size() && c < s.rows[r].second.size(); ++c) {
+        out += ',';
+        out += json_string(s.columns[c]);
+        out += ':';
+        out += std::to_string(s.rows[r].second[c]);
+      }
       out += "}";
     }
     out += "]}\n";
