@@ -190,7 +190,12 @@ void Session::cmd_rcpt(const Command& c, std::string& out) {
 
   // Quota, as far as it can be known now: a recipient that is itself an
   // account (possibly with +detail). Alias members are checked at delivery.
-  if (rcpt.accounts.size() == 1 && rcpt.remote.empty()) {
+  // Accounts seen without any quota are not looked up again for a while: one
+  // store round trip less per message on busy sessions; deliver still
+  // enforces a quota set in the meantime.
+  auto unlimited = unlimited_until_.find(rcpt.accounts.empty() ? 0 : rcpt.accounts[0]);
+  bool known_unlimited = unlimited != unlimited_until_.end() && unlimited->second > now();
+  if (rcpt.accounts.size() == 1 && rcpt.remote.empty() && !known_unlimited) {
     std::string account_address = address;
     if (!rcpt.detail.empty()) {
       LocalPart lp = split_detail(addr->local);
@@ -200,6 +205,10 @@ void Session::cmd_rcpt(const Command& c, std::string& out) {
     if (info && info->id == rcpt.accounts[0]) {
       const store::Quota& q = info->quota;
       rcpt.quota_bytes = q.max_bytes;
+      if (!q.max_bytes && !q.max_messages) {
+        if (unlimited_until_.size() > 1000) unlimited_until_.clear();
+        unlimited_until_[info->id] = now() + 30;
+      }
       uint64_t size = mail_.size.value_or(0);
       if (q.max_bytes && size > q.max_bytes) {
         reply(out, 552, "5.2.2", "<" + address + ">: Message is larger than the mailbox quota");

@@ -230,6 +230,7 @@ class Session {
   unsigned junk_ = 0;
   int last_code_ = 0;  // of the last reply, for counting errors
   uint64_t messages_accepted_ = 0;
+  std::map<store::AccountId, int64_t> unlimited_until_;  // accounts without quota, until when
 
   // AUTH exchange in progress.
   std::string auth_mech_;
