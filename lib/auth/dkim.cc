@@ -724,6 +724,17 @@ bool verify_with_key(Resolver& resolver, DkimAlgorithm alg, DkimResult& r, std::
   return true;
 }
 
+Result<std::string> sign_header_data(const DkimKey& key, DkimAlgorithm alg, std::string_view data) {
+  return sign_data(key.pkey(), alg, data);
+}
+
+std::string hash_for(DkimAlgorithm alg, std::string_view data) { return digest(digest_of(alg), data); }
+
+void append_signed_headers(const MailMessage& msg, const std::vector<std::string>& names, Canon canon,
+                           std::string& out) {
+  mail::auth::append_signed_headers(msg, names, canon, out);
+}
+
 }  // namespace internal
 
 std::vector<DkimResult> dkim_verify(std::string_view message, Resolver& resolver, const DkimVerifyOptions& options) {

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/dkim.h"
 
@@ -17,5 +18,14 @@ DkimResult verify_signature_field(const MailMessage& msg, const HeaderField& fie
 // r.domain; sets r.status (pass, fail, permerror, temperror) and r.reason.
 bool verify_with_key(Resolver& resolver, DkimAlgorithm alg, DkimResult& r, std::string_view data,
                      std::string_view sig);
+
+// The signature of `data` as DKIM and ARC sign header hashes with `alg`.
+Result<std::string> sign_header_data(const DkimKey& key, DkimAlgorithm alg, std::string_view data);
+// SHA-256 (or SHA-1 for rsa-sha1) of `data`, raw.
+std::string hash_for(DkimAlgorithm alg, std::string_view data);
+// Appends the header fields named in `names`, each instance picked bottom-up
+// (RFC 6376 5.4.2), canonicalized.
+void append_signed_headers(const MailMessage& msg, const std::vector<std::string>& names, Canon canon,
+                           std::string& out);
 
 }  // namespace mail::auth::internal
