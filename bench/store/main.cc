@@ -51,7 +51,9 @@ std::string message_of(size_t size, uint64_t n) {
 void populate(const std::string& data_dir, const std::vector<std::pair<std::string, uint32_t>>& accounts) {
   auto store = must(RocksStore::open({data_dir, 32, /*sync=*/false}), "open for populate");
   must(store->domain_add({"example.test"}), "domain add");
-  for (const auto& [address, count] : accounts) {
+  for (const auto& entry : accounts) {
+    const std::string& address = entry.first;
+    const uint32_t count = entry.second;
     AccountAddReq add;
     add.address = address;
     auto account = must(store->account_add(add), "account add");
@@ -78,7 +80,7 @@ pid_t start_daemon(const std::string& bin_dir, const std::string& data_dir) {
     _exit(127);
   }
   StorePaths paths{data_dir};
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 3000; ++i) {  // up to a minute: a loaded machine replays a big WAL slowly
     auto s = open_store(paths, OpenMode::daemon);
     if (s.is_ok()) return pid;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

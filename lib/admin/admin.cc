@@ -429,7 +429,9 @@ const Operation* find_operation(std::string_view name) {
 }
 
 Result<Output> run(const Operation& op, Store& store, const Args& args) {
-  for (const auto& [name, values] : args.values) {
+  for (const auto& entry : args.values) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& name = entry.first;
+    const std::vector<std::string>& values = entry.second;
     auto spec = std::find_if(op.args.begin(), op.args.end(), [&](const ArgSpec& a) { return a.name == name; });
     if (spec == op.args.end())
       return error(Code::invalid, op.name() + ": unknown argument '" + name + "'");

@@ -163,7 +163,8 @@ std::string bash_script(const CLI::App& root) {
   }
   s += "  case \"$path:$prev\" in\n";
   for (const auto& [name, uses] : by_name) {
-    bool same = std::all_of(uses.begin(), uses.end(), [&](const auto& u) { return u.second == uses.front().second; });
+    const std::string& first_action = uses.front().second;  // clang 14 cannot capture a structured binding
+    bool same = std::all_of(uses.begin(), uses.end(), [&](const auto& u) { return u.second == first_action; });
     if (same) {
       s += "    *':" + name + "') " + uses.front().second + " ;;\n";
     } else {

@@ -328,6 +328,10 @@ RocksStore::Impl::~Impl() {
   notify_cv.notify_all();
   if (notifier.joinable()) notifier.join();
   if (db) {
+    // A clean stop leaves nothing in the WAL to replay, so the next start is quick.
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    (void)db->Flush(flush, handles);
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     db->Close();
     db.reset();
