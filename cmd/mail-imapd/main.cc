@@ -4,6 +4,7 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "imap/server.h"
+#include "base/completion.h"
 #include "service/cli.h"
 #include "service/daemon.h"
 #include "service/tls.h"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   CLI::App app{"mail-imapd: IMAP4rev2 and IMAP4rev1 server"};
   mail::service::CommonOptions options;
   mail::service::add_common_options(app, options);
+  mail::add_completion_option(app);
   CLI11_PARSE(app, argc, argv);
 
   // The configured listener addresses, for when none are inherited or given.

@@ -5,6 +5,7 @@
 
 #include "base/log.h"
 #include "config/config.h"
+#include "base/completion.h"
 #include "service/cli.h"
 #include "service/daemon.h"
 #include "service/tls.h"
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   int pregreet_ms = 100;
   app.add_option("--pregreet-ms", pregreet_ms, "MX clients must wait this long for the greeting (0: no check)")
       ->check(CLI::Range(0, 10000));
+  mail::add_completion_option(app);
   CLI11_PARSE(app, argc, argv);
 
   auto config = mail::load_config(options.config_path.empty() ? mail::default_config_path() : options.config_path);
