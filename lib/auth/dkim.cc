@@ -79,23 +79,53 @@ std::string digest(const EVP_MD* md, std::string_view data) {
 
 // The signature input per RFC 6376 / RFC 8463: RSA signs the data with its
 // hash; Ed25519 signs the SHA-256 of the data.
-Result<std::string> sign_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_view data) {
-  MdCtx md;
-  std::string prehash;
-  const EVP_MD* type = digest_of(alg);
-  if (alg == DkimAlgorithm::ed25519_sha256) {
-    prehash = digest(sha256(), data);
-    data = prehash;
-    type = nullptr;
+// Ed25519 signing and verification contexts, set up once per key and thread:
+// a one-shot EVP_DigestSign/EVP_DigestVerify may be repeated on a context,
+// and setting one up costs OpenSSL 3 a good part of an Ed25519 signature.
+// Each context holds a reference to its key, so a cached key's address is
+// never reused for another key while it is cached.
+EVP_MD_CTX* ed25519_ctx(EVP_PKEY* pkey, bool sign) {
+  struct Entry {
+    EVP_PKEY* key;
+    bool sign;
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx;
+  };
+  thread_local std::vector<Entry> cache;
+  for (auto& e : cache) {
+    if (e.key == pkey && e.sign == sign) return e.ctx.get();
   }
-  if (EVP_DigestSignInit(md.ctx, nullptr, type, nullptr, pkey) != 1) {
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx) return nullptr;
+  int ok = sign ? EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey)
+                : EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey);
+  if (ok != 1) return nullptr;
+  if (cache.size() >= 32) cache.clear();
+  cache.push_back({pkey, sign, std::move(ctx)});
+  return cache.back().ctx.get();
+}
+
+Result<std::string> sign_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_view data) {
+  auto in = [](std::string_view d) { return reinterpret_cast<const unsigned char*>(d.data()); };
+  if (alg == DkimAlgorithm::ed25519_sha256) {
+    std::string prehash = digest(sha256(), data);
+    EVP_MD_CTX* ctx = ed25519_ctx(pkey, true);
+    std::string sig(64, '\0');
+    size_t len = sig.size();
+    if (!ctx || EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, in(prehash),
+                               prehash.size()) != 1) {
+      return error(Code::internal, "cannot sign");
+    }
+    sig.resize(len);
+    return sig;
+  }
+  MdCtx md;
+  if (EVP_DigestSignInit(md.ctx, nullptr, digest_of(alg), nullptr, pkey) != 1) {
     return error(Code::internal, "cannot start signing");
   }
   size_t len = 0;
-  auto in = reinterpret_cast<const unsigned char*>(data.data());
-  if (EVP_DigestSign(md.ctx, nullptr, &len, in, data.size()) != 1) return error(Code::internal, "cannot sign");
+  if (EVP_DigestSign(md.ctx, nullptr, &len, in(data), data.size()) != 1) return error(Code::internal, "cannot sign");
   std::string sig(len, '\0');
-  if (EVP_DigestSign(md.ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, in, data.size()) != 1) {
+  if (EVP_DigestSign(md.ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, in(data), data.size()) != 1) {
     return error(Code::internal, "cannot sign");
   }
   sig.resize(len);
@@ -136,11 +166,10 @@ bool verify_data(EVP_PKEY* pkey, DkimAlgorithm alg, std::string_view data, std::
     return EVP_PKEY_verify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
                            reinterpret_cast<const unsigned char*>(md.data()), md.size()) == 1;
   }
-  MdCtx md;
   std::string prehash = digest(sha256(), data);
-  if (EVP_DigestVerifyInit(md.ctx, nullptr, nullptr, nullptr, pkey) != 1) return false;
-  return EVP_DigestVerify(md.ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                          reinterpret_cast<const unsigned char*>(prehash.data()), prehash.size()) == 1;
+  EVP_MD_CTX* ctx = ed25519_ctx(pkey, false);
+  return ctx && EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                                 reinterpret_cast<const unsigned char*>(prehash.data()), prehash.size()) == 1;
 }
 
 const char* const kDefaultHeaders[] = {
