@@ -1,9 +1,10 @@
-// bench/import: mail-import and mail-export speed and peak memory on a generated
+// bench/import: mail-import, mail-export and mail-backup speed and peak memory on a generated
 // mbox of mixed message sizes (1 GiB, or 50 MiB with --quick). Runs the real
 // programs (direct on the store, or through mail-stored with --daemon) and
 // prints one "name value unit" line per figure:
 //   import_mb_per_s, import_msgs_per_s, import_peak_rss_mb,
-//   export_mb_per_s, export_peak_rss_mb, reimport_msgs_per_s (all duplicates).
+//   export_mb_per_s, export_peak_rss_mb, reimport_msgs_per_s (all duplicates),
+//   backup/verify/restore MB/s (of the mbox's size) and peak memory.
 // Usage: bench_import --bin-dir build/cmd [--quick] [--jobs N] [--daemon] [--keep DIR]
 #include <fcntl.h>
 #include <signal.h>
@@ -130,7 +131,7 @@ int main(int argc, char** argv) {
   CLI::App app{"mail-import/mail-export speed and memory", "bench_import"};
   std::string bin_dir = "build/cmd", keep;
   bool quick = false, daemon = false;
-  unsigned jobs = 4;
+  unsigned jobs = 8;
   app.add_option("--bin-dir", bin_dir, "where mail-import, mail-export, mail-stored are built");
   app.add_flag("--quick", quick, "50 MiB instead of 1 GiB");
   app.add_option("--jobs", jobs, "mail-import --jobs");
@@ -185,6 +186,30 @@ int main(int argc, char** argv) {
   if (exp.status != 0) die("mail-export exited with " + std::to_string(exp.status));
   std::printf("export_mb_per_s %.1f MB/s\n", mb / exp.seconds);
   std::printf("export_peak_rss_mb %.1f MB\n", static_cast<double>(exp.peak_rss_kb) / 1024);
+
+  // Backups of what was imported: create (through the same path), verify, restore.
+  std::string key = (dir / "backup.key").string();
+  fs::remove(key);
+  if (run({bin_dir + "/mail-backup", "keygen", key}).status != 0) die("mail-backup keygen");
+  std::string backups = (dir / "backups").string();
+  fs::remove_all(backups);
+  auto bk = run({bin_dir + "/mail-backup", "--data-dir", data, mode, "--key-file", key, "create", backups});
+  if (bk.status != 0) die("mail-backup create exited with " + std::to_string(bk.status));
+  std::printf("backup_mb_per_s %.1f MB/s\n", mb / bk.seconds);
+  std::printf("backup_peak_rss_mb %.1f MB\n", static_cast<double>(bk.peak_rss_kb) / 1024);
+  std::string file;
+  for (const auto& e : fs::directory_iterator(backups))
+    if (e.path().extension() == ".mbak") file = e.path().string();
+  std::printf("backup_size_mb %.1f MB\n", static_cast<double>(fs::file_size(file)) / (1 << 20));
+  auto vf = run({bin_dir + "/mail-backup", "--key-file", key, "verify", file});
+  if (vf.status != 0) die("mail-backup verify exited with " + std::to_string(vf.status));
+  std::printf("verify_mb_per_s %.1f MB/s\n", mb / vf.seconds);
+  std::string restored = (dir / "restored").string();
+  fs::remove_all(restored);
+  auto rs = run({bin_dir + "/mail-backup", "--data-dir", restored, "--offline", "--key-file", key, "restore", file});
+  if (rs.status != 0) die("mail-backup restore exited with " + std::to_string(rs.status));
+  std::printf("restore_mb_per_s %.1f MB/s\n", mb / rs.seconds);
+  std::printf("restore_peak_rss_mb %.1f MB\n", static_cast<double>(rs.peak_rss_kb) / 1024);
 
   if (stored > 0) {
     kill(stored, SIGTERM);

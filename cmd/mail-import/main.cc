@@ -8,6 +8,7 @@
 // otherwise the sysexits code of the failure (64 usage, 67 no such account,
 // 69 store unavailable, 74 I/O, 75 store busy or over quota).
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 
 #include <cstdio>
 #include <iostream>
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
   std::string config_file, data_dir, account, mailbox, type = "auto", variant_name = "auto", format = "table";
   std::vector<std::string> sources;
   bool offline = false, online = false, strict = false, quiet = false, no_progress = false, enforce_quota = false;
-  unsigned jobs = 4;
+  unsigned jobs = 8;
   size_t max_size = 64u << 20;
   app.add_option("-c,--config", config_file, "configuration file (default: $MAIL_CONFIG or ./mail.toml)")
       ->type_name("FILE");
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--mbox-variant", variant_name, "mbox variant (default: auto, detected per message)")
       ->check(CLI::IsMember({"auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2"}));
   app.add_flag("--strict", strict, "stop at the first malformed or skipped message");
-  app.add_option("-j,--jobs", jobs, "concurrent deliveries (default 4; 1 keeps the source order of UIDs)")
+  app.add_option("-j,--jobs", jobs, "concurrent deliveries (default 8; 1 keeps the source order of UIDs)")
       ->check(CLI::Range(1u, 64u));
   app.add_option("--max-size", max_size, "skip messages larger than BYTES (default 64 MiB)")->type_name("BYTES");
   app.add_flag("--enforce-quota", enforce_quota, "refuse messages over the account's quota (default: import all)");
@@ -72,6 +73,10 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   mail::log::init("mail-import", mail::log::Level::warn);
+  // Message buffers come and go by the thousand on several threads: large ones
+  // from mmap (returned when freed) and few arenas keep memory flat.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_ARENA_MAX, 2);
 
   auto variant = mail::transfer::parse_variant(variant_name);
   if (!variant) return fail(variant.code(), variant.status().message());

@@ -39,7 +39,7 @@ std::string_view kind_name(SourceKind k) {
 
 namespace {
 
-constexpr size_t kQueueBytes = 16u << 20;
+constexpr size_t kQueueBytes = 8u << 20;
 constexpr size_t kRecordBatch = 512;
 constexpr const char* kNamespace = "import";
 
@@ -367,7 +367,7 @@ struct Importer::Impl {
   mutable std::mutex mu;
   std::condition_variable work_cv, space_cv, idle_cv;
   std::deque<Task> queue;
-  size_t queued_bytes = 0;
+  size_t queued_bytes = 0;  // of messages queued or being delivered
   size_t in_flight = 0;
   bool stopping = false;
   Status failure;
@@ -495,15 +495,16 @@ struct Importer::Impl {
         if (queue.empty()) return;
         task = std::move(queue.front());
         queue.pop_front();
-        queued_bytes -= task.message.content.size();
         ++in_flight;
       }
-      space_cv.notify_one();
+      size_t size = task.message.content.size();
       deliver(task);
       {
         std::lock_guard lock(mu);
         --in_flight;
+        queued_bytes -= size;  // counted until delivered: the bound covers messages in flight too
       }
+      space_cv.notify_one();
       idle_cv.notify_all();
     }
   }
@@ -672,7 +673,7 @@ Status Importer::import(const SourceEntry& entry, MessageSource& source) {
     std::unique_lock lock(d.mu);
     size_t size = m.content.size();
     d.space_cv.wait(lock, [&] {
-      return d.queue.empty() || d.queued_bytes + size <= kQueueBytes || !d.failure.is_ok();
+      return d.queued_bytes == 0 || d.queued_bytes + size <= kQueueBytes || !d.failure.is_ok();
     });
     d.queued_bytes += size;
     d.queue.push_back({mb, std::move(m)});

@@ -14,9 +14,9 @@
 // chosen over Message-ID+size because many messages (drafts, old mail, spam)
 // have no or non-unique Message-IDs, and a hash never needs the message parsed.
 //
-// Memory: the reader holds one message at a time, the delivery queue at most
-// 16 MiB (or one message), the duplicate check 20 bytes per message of the
-// current mailboxes.
+// Memory: the reader holds one message at a time, the messages queued or
+// being delivered at most 8 MiB together (or one message), the duplicate check
+// 20 bytes per message of the current mailboxes.
 #pragma once
 
 #include <cstdint>
@@ -74,7 +74,7 @@ Result<std::unique_ptr<MessageSource>> open_source(const SourceEntry& entry, Mbo
 
 struct ImportOptions {
   std::string mailbox;          // target (prefix) mailbox; "" = INBOX for the root
-  unsigned jobs = 4;            // concurrent deliveries (1 keeps the source order of UIDs)
+  unsigned jobs = 8;            // concurrent deliveries (1 keeps the source order of UIDs)
   bool strict = false;          // the first problem stops the import
   bool enforce_quota = false;   // admins import regardless of quota unless asked
   size_t max_message_size = 64u << 20;
