@@ -281,6 +281,22 @@ TEST_F(TransferDir, MaildirImportKeepsFlagsKeywordsDatesAndFolders) {
   EXPECT_EQ(messages("INBOX").size(), 2u);
 }
 
+TEST_F(TransferDir, MaildirFollowsDovecotUidlistOrder) {
+  open_store();
+  fs::path md = dir_ / "md";
+  write(md / "cur" / "100.a:2,S", "Subject: third\n\n3\n");
+  write(md / "cur" / "200.b:2,", "Subject: first\n\n1\n");
+  write(md / "new" / "300.c", "Subject: second\n\n2\n");
+  write(md / "new" / "050.d", "Subject: unlisted\n\n4\n");
+  write(md / "dovecot-uidlist", "3 V1 N4 Gabc\n1 :200.b\n2 W20 :300.c\n5 :100.a:2,S\n");
+  ImportOptions o;
+  o.jobs = 1;
+  EXPECT_EQ(import(md.string(), o).imported, 4u);
+  std::vector<std::string> subjects;
+  for (const auto& e : messages("INBOX")) subjects.push_back(content(e).substr(9, content(e).find('\r') - 9));
+  EXPECT_EQ(subjects, (std::vector<std::string>{"first", "second", "third", "unlisted"}));
+}
+
 TEST_F(TransferDir, DuplicatesSurviveRestartAndExpungedMessagesComeBack) {
   open_store();
   std::string mbox;

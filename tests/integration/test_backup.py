@@ -180,3 +180,19 @@ def test_lock_and_usage(run, tmp_path, key, datadir):
         assert r.stderr.decode().count("\n") == 1 and b"another mail-backup" in r.stderr
     r = run("mail-backup", "--data-dir", datadir, "create", tmp_path / "b")
     assert r.returncode == 64 and b"no key" in r.stderr
+
+
+def test_backup_to_stdout_and_verify_from_stdin(datadir, run, tmp_path, key):
+    provision(run, datadir, "--offline")
+    write_python_mbox(tmp_path / "in.mbox", 12)
+    imp(run, datadir, tmp_path / "in.mbox")
+    r = backup(run, "--data-dir", datadir, "--key-file", key, "create", "-")
+    assert r.stderr == b"" and len(r.stdout) > 1024
+    (tmp_path / "piped.mbak").write_bytes(r.stdout)
+    r = run("mail-backup", "--key-file", key, "verify", "-", input=r.stdout)
+    assert r.returncode == 0, r.stderr
+    backup(run, "--data-dir", str(tmp_path / "restored"), "--key-file", key, "restore", tmp_path / "piped.mbak")
+    assert mbox_export(run, str(tmp_path / "restored"), tmp_path, "after") == \
+        mbox_export(run, datadir, tmp_path, "before")
+    r = backup(run, "--data-dir", datadir, "--key-file", key, "create", "--incremental", "-", code=65)
+    assert b"incremental" in r.stderr
