@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
   restore->add_option("--account", restore_account, "only this account (else everything, into an empty store)");
   restore->add_option("--mailbox", restore_mailbox, "only this mailbox of --account");
   restore->add_option("--as", restore_as, "under this name: an account address, or with --mailbox a mailbox name");
+  unsigned restore_jobs = 8;
+  restore->add_option("-j,--jobs", restore_jobs, "concurrent deliveries (default 8; 1 keeps the order of UIDs)")
+      ->check(CLI::Range(1u, 64u));
   unsigned keep_daily = 0, keep_weekly = 0, keep_monthly = 0;
   bool dry_run = false;
   auto* prune = app.add_subcommand("prune", "Delete backups outside the retention rules (never breaking a chain)");
@@ -221,6 +224,7 @@ int main(int argc, char** argv) {
     options.account = restore_account;
     options.mailbox = restore_mailbox;
     options.as = restore_as;
+    options.jobs = restore_jobs;
     mail::transfer::Progress progress("restoring", !no_progress && mail::transfer::Progress::stderr_is_terminal());
     auto stats = mail::transfer::backup_restore(**store, backup_path, options);
     progress.done();

@@ -15,8 +15,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -727,7 +729,54 @@ struct RestoreState {
     return r.status();
   }
 
+  struct Pending {
+    Box* box = nullptr;  // stable: map nodes do not move, and no mailbox goes while messages are pending
+    store::Uid old_uid = 0;
+    store::DeliverReq req;
+  };
+  std::vector<Pending> pending;
+  size_t pending_bytes = 0;
+
+  // Delivers the pending messages with options.jobs threads, then maps their
+  // UIDs in backup order.
+  Status flush() {
+    if (pending.empty()) return Status::ok();
+    std::vector<std::optional<Result<store::DeliverResp>>> results(pending.size());
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i; (i = next++) < pending.size();) {
+        pending[i].req.summary = mime::summarize(pending[i].req.content);
+        results[i] = store.deliver(pending[i].req);
+        pending[i].req.content = std::string();
+      }
+    };
+    std::vector<std::thread> threads;
+    unsigned n = std::min<size_t>(std::max(1u, options.jobs), pending.size());
+    for (unsigned i = 1; i < n; ++i) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    Status first;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const auto& r = *results[i];
+      Status st = r ? Status() : r.status();
+      if (st.is_ok() && (r->results.empty() || r->results[0].code != Code::ok))
+        st = error(r->results.empty() ? Code::internal : r->results[0].code,
+                   r->results.empty() ? "no delivery result" : r->results[0].message);
+      if (!st.is_ok()) {
+        if (first.is_ok()) first = st;
+        continue;
+      }
+      pending[i].box->uids[pending[i].old_uid] = r->results[0].uid;
+      ++stats.messages;
+    }
+    pending.clear();
+    pending_bytes = 0;
+    if (options.progress) options.progress(stats.messages);
+    return first;
+  }
+
   Status apply(RecordType type, std::string_view body) {
+    if (type != RecordType::message) MAIL_TRY(flush());
     switch (type) {
       case RecordType::domain: {
         store::DomainInfo d;
@@ -801,6 +850,7 @@ struct RestoreState {
         auto box = boxes.find(m.mailbox);
         if (box == boxes.end()) return Status::ok();
         if (!m.has_content) {
+          MAIL_TRY(flush());
           auto uid = box->second.uids.find(m.entry.uid);
           if (uid == box->second.uids.end()) return Status::ok();
           store::FlagsUpdateReq req{box->second.id, {uid->second}, store::FlagMode::set, m.entry.flags, m.entry.keywords};
@@ -809,25 +859,22 @@ struct RestoreState {
           ++stats.flag_updates;
           return Status::ok();
         }
-        store::DeliverReq req;
-        req.internal_date = m.entry.internal_date;
-        req.summary = mime::summarize(m.content);
-        req.content = std::move(m.content);
+        // Delivered in batches, several at once (the store commits them together).
+        Pending p;
+        p.box = &box->second;
+        p.old_uid = m.entry.uid;
+        p.req.internal_date = m.entry.internal_date;
+        p.req.content = std::move(m.content);
         store::DeliveryTarget t;
         t.account = box->second.account;
         t.mailbox = box->second.id;
         t.flags = m.entry.flags;
         t.keywords = m.entry.keywords;
         t.enforce_quota = false;
-        req.targets.push_back(std::move(t));
-        auto r = store.deliver(req);
-        if (!r) return r.status();
-        if (r->results.empty() || r->results[0].code != Code::ok)
-          return error(r->results.empty() ? Code::internal : r->results[0].code,
-                       r->results.empty() ? "no delivery result" : r->results[0].message);
-        box->second.uids[m.entry.uid] = r->results[0].uid;
-        ++stats.messages;
-        if (options.progress) options.progress(stats.messages);
+        p.req.targets.push_back(std::move(t));
+        pending_bytes += p.req.content.size();
+        pending.push_back(std::move(p));
+        if (pending.size() >= 256 || pending_bytes >= (8u << 20)) return flush();
         return Status::ok();
       }
       case RecordType::vanished: {
@@ -905,6 +952,7 @@ Result<RestoreStats> backup_restore(store::Store& store, const std::string& path
                             });
                           }));
     (void)m;
+    MAIL_TRY(state.flush());
     ++state.stats.backups;
   }
   if (!everything && state.accounts.empty())

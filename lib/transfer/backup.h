@@ -87,6 +87,7 @@ struct RestoreOptions {
   std::string account;   // only this account ("" = everything: needs an empty store)
   std::string mailbox;   // only this mailbox of `account`
   std::string as;        // restore under this name (account address, or mailbox name with --mailbox)
+  unsigned jobs = 8;     // concurrent deliveries (1 keeps the backup's order of UIDs)
   std::function<void(uint64_t messages)> progress;
 };
 struct RestoreStats {
