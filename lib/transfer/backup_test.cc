@@ -61,8 +61,8 @@ class Backup : public ::testing::Test {
   Snapshot snapshot(store::Store& s, const std::string& address) {
     Snapshot out;
     auto a = s.account_get({address});
-    for (const auto& listed : s.mailbox_list({a->id})->mailboxes) {
-      auto m = *s.mailbox_get({a->id, listed.name});
+    auto boxes = s.mailbox_list({a->id});
+    for (const auto& m : boxes->mailboxes) {
       auto& v = out[m.name];
       auto list = s.message_list({m.id});
       EXPECT_TRUE(list.is_ok()) << m.name << " " << m.id << ": " << list.status().to_string();

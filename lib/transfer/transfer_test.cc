@@ -344,7 +344,8 @@ TEST_F(TransferDir, ExportImportRoundTrip) {
 
   auto snapshot = [&] {
     std::vector<std::tuple<std::string, std::string, uint32_t, std::vector<std::string>, int64_t>> out;
-    for (const auto& box : store_->mailbox_list({account_.id})->mailboxes)
+    auto boxes = store_->mailbox_list({account_.id});
+    for (const auto& box : boxes->mailboxes)
       for (const auto& e : messages(box.name)) out.emplace_back(box.name, content(e), e.flags, e.keywords, e.internal_date);
     std::sort(out.begin(), out.end());
     return out;
