@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     mail::log::error("TLS: {}", tls.status().message());
     return mail::exit_code(tls.code());
   }
-  auto store = mail::store::open_store({cfg.general.data_dir}, mail::store::OpenMode::automatic);
+  auto store = mail::service::connect_store(cfg, std::chrono::seconds(30));
   if (!store) {
     mail::log::error("cannot open the store in {}: {}", cfg.general.data_dir, store.status().to_string());
     return mail::exit_code(store.code());

@@ -199,6 +199,20 @@ void wait_for_stop(const std::function<void()>& on_reload) {
   }
 }
 
+Result<std::unique_ptr<store::Store>> connect_store(const Config& config, std::chrono::milliseconds wait) {
+  store::StorePaths paths{config.general.data_dir};
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  bool logged = false;
+  for (;;) {
+    auto opened = store::open_store(paths, store::OpenMode::daemon);
+    if (opened || opened.code() != Code::unavailable || std::chrono::steady_clock::now() >= deadline || stopping())
+      return opened;
+    if (!logged) log::info("waiting for mail-stored on {}", paths.socket_path());
+    logged = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 void notify_ready() { sd_notify(0, "READY=1"); }
 void notify_stopping() { sd_notify(0, "STOPPING=1"); }
 

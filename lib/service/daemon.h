@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <functional>
 #include <string>
 #include <utility>
@@ -13,6 +15,7 @@
 
 #include "config/config.h"
 #include "service/listen.h"
+#include "store/store.h"
 
 namespace mail::service {
 
@@ -78,6 +81,12 @@ void request_stop();
 // signal, calling on_reload for each SIGHUP.
 void install_signal_handlers();
 void wait_for_stop(const std::function<void()>& on_reload = {});
+
+// The store for a protocol daemon: always through mail-stored, never opened
+// directly (a daemon that took the database would lock mail-stored out when it
+// restarts). Waits up to `wait` for mail-stored to answer, as when the stack is
+// starting or the store is being restarted after a crash.
+Result<std::unique_ptr<store::Store>> connect_store(const Config& config, std::chrono::milliseconds wait);
 
 // sd_notify(READY=1 / STOPPING=1) when NOTIFY_SOCKET is set.
 void notify_ready();
