@@ -32,21 +32,12 @@ int main(int argc, char** argv) {
   }
   const mail::Config& cfg = context->config;
 
-  auto tls = mail::service::TlsContext::create_server(cfg.tls, cfg.general.data_dir, cfg.general.hostname);
-  if (!tls) {
-    mail::log::error("TLS: {}", tls.status().message());
-    return mail::exit_code(tls.code());
+  auto resources = mail::service::open_resources(*context);
+  if (!resources) {
+    mail::log::error("{}", resources.status().message());
+    return mail::exit_code(resources.code());
   }
-  // Through mail-stored when it runs, else the database directly (then this
-  // process holds the store's lock until it exits).
-  auto store = mail::service::connect_store(cfg, std::chrono::seconds(30));
-  if (!store) {
-    mail::log::error("cannot open the store in {}: {}", cfg.general.data_dir, store.status().to_string());
-    return mail::exit_code(store.code());
-  }
-  mail::log::info("store: {} ({})", cfg.general.data_dir, (*store)->backend_name());
-
-  mail::imap::Server server(**store, cfg.imap, *tls);
+  mail::imap::Server server(*resources->store, cfg.imap, resources->tls);
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {
     server.run(fd, listener.name == "imaps");
   });

@@ -39,25 +39,12 @@ int main(int argc, char** argv) {
     return mail::exit_code(context.code());
   }
   const mail::Config& cfg = context->config;
-  std::string hostname = cfg.general.hostname;
-  if (hostname.empty()) {
-    char buf[256] = {};
-    hostname = ::gethostname(buf, sizeof buf - 1) == 0 && buf[0] ? buf : "localhost";
+  auto resources = mail::service::open_resources(*context);
+  if (!resources) {
+    mail::log::error("{}", resources.status().message());
+    return mail::exit_code(resources.code());
   }
-
-  auto tls = mail::service::TlsContext::create_server(cfg.tls, cfg.general.data_dir, hostname);
-  if (!tls) {
-    mail::log::error("TLS: {}", tls.status().message());
-    return mail::exit_code(tls.code());
-  }
-  auto store = mail::service::connect_store(cfg, std::chrono::seconds(30));
-  if (!store) {
-    mail::log::error("cannot open the store in {}: {}", cfg.general.data_dir, store.status().to_string());
-    return mail::exit_code(store.code());
-  }
-  mail::log::info("store: {} ({})", cfg.general.data_dir, (*store)->backend_name());
-
-  mail::smtp::Server server(**store, cfg.smtp, hostname, *tls);
+  mail::smtp::Server server(*resources->store, cfg.smtp, resources->hostname, resources->tls);
   server.set_pregreet_ms(pregreet_ms);
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {
     const std::string& name = listener.name;

@@ -213,6 +213,25 @@ Result<std::unique_ptr<store::Store>> connect_store(const Config& config, std::c
   }
 }
 
+Result<Resources> open_resources(const Context& context) {
+  const Config& cfg = context.config;
+  Resources r;
+  r.hostname = cfg.general.hostname;
+  if (r.hostname.empty()) {
+    char buf[256] = {};
+    r.hostname = ::gethostname(buf, sizeof buf - 1) == 0 && buf[0] ? buf : "localhost";
+  }
+  auto tls = TlsContext::create_server(cfg.tls, cfg.general.data_dir, r.hostname);
+  if (!tls) return error(tls.code(), "TLS: " + tls.status().message());
+  r.tls = std::move(tls).value();
+  auto store = connect_store(cfg, std::chrono::seconds(30));
+  if (!store)
+    return error(store.code(), "cannot open the store in " + cfg.general.data_dir + ": " + store.status().message());
+  r.store = std::move(store).value();
+  log::info("store: {} ({})", cfg.general.data_dir, r.store->backend_name());
+  return r;
+}
+
 void notify_ready() { sd_notify(0, "READY=1"); }
 void notify_stopping() { sd_notify(0, "STOPPING=1"); }
 

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "service/listen.h"
+#include "service/tls.h"
 #include "store/store.h"
 
 namespace mail::service {
@@ -87,6 +88,17 @@ void wait_for_stop(const std::function<void()>& on_reload = {});
 // restarts). Waits up to `wait` for mail-stored to answer, as when the stack is
 // starting or the store is being restarted after a crash.
 Result<std::unique_ptr<store::Store>> connect_store(const Config& config, std::chrono::milliseconds wait);
+
+// What a protocol daemon needs once prepare() has run: its host name
+// (general.hostname, else the machine's), its TLS context (tls.* or the demo's
+// self-signed pair) and the store through mail-stored.
+struct Resources {
+  std::string hostname;
+  std::shared_ptr<TlsContext> tls;
+  std::unique_ptr<store::Store> store;
+};
+// Errors say which of the three failed ("TLS: ...", "cannot open the store ...").
+Result<Resources> open_resources(const Context& context);
 
 // sd_notify(READY=1 / STOPPING=1) when NOTIFY_SOCKET is set.
 void notify_ready();
