@@ -215,7 +215,7 @@ void Session::auth_step(std::string_view response, std::string& out) {
   reply(out, 334, "", base64_encode(*r));
 }
 
-void Session::auth_done(bool ok, const std::string& user, std::string& out) {
+void Session::auth_done(bool ok, std::string user, std::string& out) {
   phase_ = Phase::command;
   scram_.reset();
   scram_final_sent_ = false;

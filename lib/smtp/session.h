@@ -197,7 +197,8 @@ class Session {
   void cmd_auth(const Command& c, std::string& out);
   void auth_line(std::string_view line, std::string& out);
   void auth_step(std::string_view response, std::string& out);
-  void auth_done(bool ok, const std::string& user, std::string& out);
+  // `user` by value: callers pass strings owned by state this resets (scram_).
+  void auth_done(bool ok, std::string user, std::string& out);
   bool auth_allowed() const;
   std::string ehlo_reply() const;
 
