@@ -148,6 +148,25 @@ std::string lmtp_address(const Value& v) {
          "\": " + problem + ")";
 }
 
+std::string retry_schedule(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s) return "";
+  auto parsed = parse_retry_schedule(*s);
+  return parsed ? "" : parsed.status().message();
+}
+
+std::string smarthost_address(const Value& v) {
+  const auto* s = as_string(v);
+  if (!s || s->empty()) return "";
+  std::string problem = host_port_problem(*s);
+  return problem.empty() ? "" : "expected host:port or \"\" for none (got \"" + *s + "\": " + problem + ")";
+}
+
+std::string port_number(const Value& v) {
+  const auto* n = std::get_if<uint64_t>(&v);
+  return n && (*n == 0 || *n > 65535) ? "expected a port from 1 to 65535" : "";
+}
+
 // ---- the table ----------------------------------------------------------------
 
 #define MAIL_FIELD(sec, name, help, check) \
@@ -213,12 +232,41 @@ const Field kFields[] = {
                positive),
     MAIL_FIELD(imap, allow_plain_auth_on_loopback,
                "Allow LOGIN and AUTHENTICATE PLAIN without TLS on loopback connections.", nullptr),
+
+    MAIL_FIELD(queue, retry_schedule,
+               "Delays between delivery attempts (s, m, h, d), the last one repeating.", retry_schedule),
+    MAIL_FIELD(queue, max_age_s, "Seconds a message may stay queued before it bounces.", positive),
+    MAIL_FIELD(queue, poll_interval_ms, "Milliseconds between scans of the queue for due mail.", positive),
+    MAIL_FIELD(queue, max_connections, "Outbound deliveries at once.", positive),
+    MAIL_FIELD(queue, max_per_destination, "Outbound deliveries at once to one domain.", positive),
+    MAIL_FIELD(queue, remote_port, "SMTP port of remote mail exchangers.", port_number),
+    MAIL_FIELD(queue, resolver, "DNS server for MX lookups, IP or IP@PORT; empty: /etc/resolv.conf.",
+               nullptr),
+    MAIL_FIELD(queue, helo_name, "Name sent in EHLO; empty: general.hostname.", hostname),
+    MAIL_FIELD(queue, connect_timeout_s, "Seconds to wait for a remote host to answer.", positive),
+    MAIL_FIELD(queue, command_timeout_s, "Seconds to wait for each remote reply.", positive),
+    MAIL_FIELD(queue, smarthost, "Relay all (or smarthost_domains') outbound mail here, host:port; \"\": none.",
+               smarthost_address),
+    MAIL_FIELD(queue, smarthost_domains,
+               "Comma-separated destination domains sent to the smarthost; empty: all.", nullptr),
+    MAIL_FIELD(queue, smarthost_user, "User for AUTH PLAIN at the smarthost; empty: no AUTH.", nullptr),
+    MAIL_FIELD(queue, smarthost_password_file, "File holding the smarthost password.", nullptr),
+    MAIL_FIELD(queue, smarthost_require_tls, "Send to the smarthost only over TLS.", nullptr),
+    MAIL_FIELD(queue, smarthost_tls_verify, "Verify the smarthost's certificate and host name.", nullptr),
 };
 
 #undef MAIL_FIELD
 
-// Sections in the order they are rendered.
-const std::string_view kSections[] = {"general", "tls", "store", "smtp", "imap"};
+// Sections in the order of their first field, so a new section is only its fields.
+const std::vector<std::string_view>& sections() {
+  static const std::vector<std::string_view> out = [] {
+    std::vector<std::string_view> v;
+    for (const Field& f : kFields)
+      if (std::find(v.begin(), v.end(), f.section) == v.end()) v.push_back(f.section);
+    return v;
+  }();
+  return out;
+}
 
 const Field* find_field(std::string_view section, std::string_view key) {
   for (const Field& f : kFields) {
@@ -228,7 +276,7 @@ const Field* find_field(std::string_view section, std::string_view key) {
 }
 
 bool known_section(std::string_view section) {
-  return std::find(std::begin(kSections), std::end(kSections), section) != std::end(kSections);
+  return std::find(sections().begin(), sections().end(), section) != sections().end();
 }
 
 Value read(const Field& f, const Config& c) {
@@ -479,7 +527,7 @@ std::string render_config(const Config& config, bool only_defaults) {
   } else {
     out += "# mail configuration (no file: the built-in defaults).\n";
   }
-  for (std::string_view section : kSections) {
+  for (std::string_view section : sections()) {
     out += "\n[" + std::string(section) + "]\n";
     for (const Field& f : kFields) {
       if (f.section != section) continue;
@@ -487,6 +535,32 @@ std::string render_config(const Config& config, bool only_defaults) {
       out += std::string(f.key) + " = " + render_value(read(f, c)) + "\n";
     }
   }
+  return out;
+}
+
+Result<std::vector<uint32_t>> parse_retry_schedule(std::string_view text) {
+  std::vector<uint32_t> out;
+  auto bad = [&](std::string_view item) {
+    return error(Code::config, "expected delays like \"5m,1h,2d\" (got \"" + std::string(item) + "\")");
+  };
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    uint64_t unit = 1;
+    if (!item.empty() && std::string_view("smhd").find(item.back()) != std::string_view::npos) {
+      unit = item.back() == 's' ? 1 : item.back() == 'm' ? 60 : item.back() == 'h' ? 3600 : 86400;
+      item.remove_suffix(1);
+    }
+    if (item.empty() || item.size() > 6 || !std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return bad(item);
+    uint64_t n = std::stoull(std::string(item)) * unit;
+    if (n == 0 || n > 365ull * 86400) return bad(item);
+    out.push_back(static_cast<uint32_t>(n));
+  }
+  if (out.empty()) return error(Code::config, "the retry schedule is empty");
   return out;
 }
 
