@@ -203,6 +203,8 @@ void Session::finish_message(std::string& out) {
   std::map<store::AccountId, Placement> placement;
   for (MessageFilter* f : env_.filters) {
     FilterResult r = f->run(ctx, message);
+    for (auto it = r.remove.rbegin(); it != r.remove.rend(); ++it)
+      if (it->first <= it->second && it->second <= message.size()) message.erase(it->first, it->second - it->first);
     if (!r.prepend.empty()) message.insert(0, r.prepend);
     for (auto& [account, p] : r.placement) placement[account] = std::move(p);
     if (r.action == FilterResult::Action::reject) {

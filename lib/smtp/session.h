@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/password.h"
@@ -107,6 +108,9 @@ struct FilterResult {
   // Header fields to put on top of the message, each ending in CRLF
   // ("Authentication-Results: ...\r\n", "X-Spam-Score: ...\r\n").
   std::string prepend;
+  // Byte ranges [first, second) of `message` to cut before `prepend` goes on top
+  // (forged header fields), ascending and not overlapping.
+  std::vector<std::pair<size_t, size_t>> remove;
   // Per local account: where its copy goes. Accounts not listed keep their placement.
   std::map<store::AccountId, Placement> placement;
 };
