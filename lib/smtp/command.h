@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/xtext.h"
+
 namespace mail::smtp {
 
 // One reply: "250 2.1.0 Ok". `enhanced` (RFC 3463) may be empty (greeting,
@@ -103,10 +105,9 @@ struct ParseResult {
 // Parses one command line without its CRLF.
 ParseResult parse_command(std::string_view line);
 
-// RFC 3461 xtext: "+XX" hex escapes (upper-case hex), other characters 33..126
-// except '+' and '='. nullopt when malformed.
-std::optional<std::string> xtext_decode(std::string_view text);
-std::string xtext_encode(std::string_view text);
+// RFC 3461 xtext lives in base (the queue relays ENVID/ORCPT too).
+using mail::xtext_decode;
+using mail::xtext_encode;
 
 // RFC 3339 date-time ("2026-01-02T03:04:05Z", "...+01:00", fractions ignored)
 // as unix time; nullopt when malformed.
