@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -69,12 +70,35 @@ struct ImapConfig {
   bool operator==(const ImapConfig&) const = default;
 };
 
+// Outbound delivery (mail-queued).
+struct QueueConfig {
+  std::string retry_schedule = "5m,10m,30m,1h,2h,4h";  // delays between attempts; the last repeats
+  uint32_t max_age_s = 5 * 86400;     // then deferred recipients bounce
+  uint32_t poll_interval_ms = 5000;   // how often the queue is scanned for due entries
+  uint32_t max_connections = 8;       // deliveries at once
+  uint32_t max_per_destination = 2;   // of them to one destination domain
+  uint32_t remote_port = 25;          // port of MX hosts (tests use another)
+  std::string resolver;               // DNS server "IP" or "IP@PORT"; empty: /etc/resolv.conf
+  std::string helo_name;              // empty: general.hostname
+  uint32_t connect_timeout_s = 30;
+  uint32_t command_timeout_s = 300;
+  std::string smarthost;              // host:port relaying outbound mail; empty: MX delivery
+  std::string smarthost_domains;      // comma-separated destination domains; empty: all
+  std::string smarthost_user;         // AUTH PLAIN user; empty: no AUTH
+  std::string smarthost_password_file;
+  bool smarthost_require_tls = true;
+  bool smarthost_tls_verify = true;   // check the smarthost's certificate and name
+  bool operator==(const QueueConfig&) const = default;
+};  // QueueConfig
+// "5m,10m,1h,2d" (s, m, h, d; a bare number is seconds) as seconds each.
+Result<std::vector<uint32_t>> parse_retry_schedule(std::string_view text);
 struct Config {
   GeneralConfig general;
   TlsConfig tls;
   StoreConfig store;
   SmtpConfig smtp;
   ImapConfig imap;
+  QueueConfig queue;
   std::string source;  // the file it was read from; empty for defaults
 
   std::string store_socket() const;  // store.socket or its default under data_dir
