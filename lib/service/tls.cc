@@ -122,6 +122,23 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create_server(const TlsConfig& t
   return ctx_holder;
 }
 
+Result<std::shared_ptr<TlsContext>> TlsContext::create_client(bool verify) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) return error(Code::internal, "SSL_CTX_new: " + openssl_error());
+  auto holder = std::shared_ptr<TlsContext>(new TlsContext(ctx));
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (verify) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+      return error(Code::config, "cannot load the system's CA certificates: " + openssl_error());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);  // opportunistic TLS (RFC 7435)
+  }
+  return holder;
+}
+
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 Stream::Stream(int fd) : fd_(fd) {}
@@ -139,8 +156,24 @@ Status Stream::start_tls(const TlsContext& context, int timeout_ms) {
   ssl_ = SSL_new(context.native());
   if (!ssl_) return error(Code::internal, "SSL_new: " + openssl_error());
   SSL_set_fd(ssl_, fd_);
+  return handshake(false, timeout_ms);
+}
+
+Status Stream::start_tls_client(const TlsContext& context, const std::string& host, int timeout_ms) {
+  if (ssl_) return error(Code::invalid, "TLS is already active");
+  ssl_ = SSL_new(context.native());
+  if (!ssl_) return error(Code::internal, "SSL_new: " + openssl_error());
+  SSL_set_fd(ssl_, fd_);
+  if (!host.empty()) {
+    SSL_set_tlsext_host_name(ssl_, host.c_str());
+    SSL_set1_host(ssl_, host.c_str());
+  }
+  return handshake(true, timeout_ms);
+}
+
+Status Stream::handshake(bool client, int timeout_ms) {
   for (;;) {
-    int rc = SSL_accept(ssl_);
+    int rc = client ? SSL_connect(ssl_) : SSL_accept(ssl_);
     if (rc == 1) return Status::ok();
     int err = SSL_get_error(ssl_, rc);
     short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;

@@ -22,6 +22,9 @@ class TlsContext {
   // `hostname` the first time (the demo).
   static Result<std::shared_ptr<TlsContext>> create_server(const TlsConfig& tls, const std::string& data_dir,
                                                            const std::string& hostname);
+  // Client context (outbound SMTP): with `verify`, the peer's chain must verify
+  // against the system's CAs and match the name given to start_tls_client().
+  static Result<std::shared_ptr<TlsContext>> create_client(bool verify);
   ~TlsContext();
   ssl_ctx_st* native() const { return ctx_; }
 
@@ -44,6 +47,8 @@ class Stream {
   int fd() const { return fd_; }
   // Server side handshake; on failure the stream is unusable.
   Status start_tls(const TlsContext& context, int timeout_ms = 30000);
+  // Client side handshake with SNI `host` (checked when the context verifies).
+  Status start_tls_client(const TlsContext& context, const std::string& host, int timeout_ms = 30000);
   bool is_tls() const { return ssl_ != nullptr; }
   // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384" for Received headers and logs.
   std::string tls_description() const;
@@ -59,6 +64,7 @@ class Stream {
 
  private:
   int fd_;
+  Status handshake(bool client, int timeout_ms);
   bool interruptible_ = true;
   ssl_st* ssl_ = nullptr;
 };
