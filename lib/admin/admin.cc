@@ -4,10 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <ctime>
+#include <functional>
 #include <set>
 
 #include "base/address.h"
 #include "base/password.h"
+#include "config/config.h"
 
 namespace mail::admin {
 namespace {
@@ -356,6 +359,204 @@ Result<Output> alias_list(Store& s, const Args& args) {
   return out;
 }
 
+// ---- outbound queue ---------------------------------------------------------------
+
+std::string_view queue_state_name(store::QueueState s) {
+  switch (s) {
+    case store::QueueState::queued: return "queued";
+    case store::QueueState::deferred: return "deferred";
+    case store::QueueState::held: return "held";
+    case store::QueueState::delivered: return "delivered";
+    case store::QueueState::bounced: return "bouncing";
+  }
+  return "unknown";
+}
+
+std::string_view recipient_state_name(store::RecipientState s) {
+  switch (s) {
+    case store::RecipientState::pending: return "pending";
+    case store::RecipientState::delivered: return "delivered";
+    case store::RecipientState::failed: return "failed";
+    case store::RecipientState::deferred: return "deferred";
+  }
+  return "unknown";
+}
+
+const std::vector<std::string> kQueueColumns = {"id", "state", "sender", "recipients", "size", "age", "attempts",
+                                                "last_error"};
+
+std::string age_text(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  if (seconds < 172800) return std::to_string(seconds / 3600) + "h";
+  return std::to_string(seconds / 86400) + "d";
+}
+
+std::vector<std::string> queue_row(const store::QueueEntry& e, int64_t now) {
+  std::vector<std::string> to;
+  for (const auto& r : e.recipients)
+    if (r.state == store::RecipientState::pending || r.state == store::RecipientState::deferred)
+      to.push_back(r.address);
+  return {std::to_string(e.id), std::string(queue_state_name(e.state)), e.sender.empty() ? "<>" : e.sender,
+          join(to, ", "), format_size(e.size, false), age_text(now - e.created), std::to_string(e.attempts),
+          e.last_error};
+}
+
+json queue_json(const store::QueueEntry& e) {
+  json rcpts = json::array();
+  for (const auto& r : e.recipients)
+    rcpts.push_back({{"address", r.address}, {"state", recipient_state_name(r.state)}, {"orcpt", r.orcpt},
+                     {"notify", r.notify}, {"last_reply", r.last_reply}});
+  return {{"id", e.id}, {"state", queue_state_name(e.state)}, {"sender", e.sender}, {"size", e.size},
+          {"created", e.created}, {"next_attempt", e.next_attempt}, {"attempts", e.attempts},
+          {"last_error", e.last_error}, {"envid", e.envid}, {"ret", e.ret}, {"smtputf8", e.smtputf8},
+          {"require_tls", e.require_tls}, {"recipients", rcpts}};
+}
+
+Result<store::QueueId> queue_id_arg(std::string_view text) {
+  uint64_t id = 0;
+  if (text.empty() || text.size() > 19 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return error(Code::invalid, "invalid queue id '" + std::string(text) + "': expected a number");
+  id = std::stoull(std::string(text));
+  return id;
+}
+
+Result<store::QueueEntry> existing_entry(Store& s, std::string_view text) {
+  MAIL_ASSIGN_OR_RETURN(auto id, queue_id_arg(text));
+  auto e = s.queue_get(store::QueueRef{id});
+  if (!e && e.code() == Code::not_found) return error(Code::not_found, "no such queue entry: " + std::to_string(id));
+  return e;
+}
+
+Result<Output> queue_list(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.queue_list(store::QueueListReq{}));
+  const int64_t now = std::time(nullptr);
+  std::string sender = args.get("sender"), rcpt = args.get("recipient"), state = args.get("state");
+  std::string domain;
+  if (args.has("domain")) {
+    MAIL_ASSIGN_OR_RETURN(domain, domain_arg(args.get("domain")));
+  }
+  if (!state.empty() && state != "queued" && state != "deferred" && state != "held" && state != "bouncing")
+    return error(Code::invalid, "invalid state '" + state + "': expected queued, deferred, held or bouncing");
+  int64_t older = 0;
+  if (args.has("older-than")) {
+    auto d = parse_retry_schedule(args.get("older-than"));
+    if (!d || d->size() != 1)
+      return error(Code::invalid, "invalid age '" + args.get("older-than") + "': expected e.g. 30m, 2h, 1d");
+    older = (*d)[0];
+  }
+  auto lower = [](std::string v) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+  };
+  Output out{kQueueColumns, {}, {}};
+  json arr = json::array();
+  for (const auto& e : resp.entries) {
+    if (!sender.empty() && lower(e.sender) != lower(sender)) continue;
+    if (!state.empty() && queue_state_name(e.state) != state) continue;
+    if (older && now - e.created < older) continue;
+    bool match_rcpt = rcpt.empty(), match_domain = domain.empty();
+    for (const auto& r : e.recipients) {
+      match_rcpt = match_rcpt || lower(r.address) == lower(rcpt);
+      size_t at = r.address.rfind('@');
+      match_domain = match_domain || (at != std::string::npos && lower(r.address.substr(at + 1)) == domain);
+    }
+    if (!match_rcpt || !match_domain) continue;
+    out.rows.push_back(queue_row(e, now));
+    arr.push_back(queue_json(e));
+  }
+  out.json = dump(arr);
+  return out;
+}
+
+Result<Output> queue_show(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto e, existing_entry(s, args.get("ID")));
+  Output out;
+  out.columns = {"id", "recipient", "state", "last_reply"};
+  for (const auto& r : e.recipients)
+    out.rows.push_back({std::to_string(e.id), r.address, std::string(recipient_state_name(r.state)), r.last_reply});
+  out.json = dump(queue_json(e));
+  return out;
+}
+
+// Applies `change` to each entry named (all entries when `ids` is empty and
+// `all` is set), one store transaction per entry.
+Result<Output> queue_change(Store& s, const std::vector<std::string>& ids, bool all, std::string_view verb,
+                            const std::function<bool(store::QueueEntry&)>& change) {
+  std::vector<store::QueueEntry> entries;
+  if (ids.empty() && all) {
+    MAIL_ASSIGN_OR_RETURN(auto resp, s.queue_list(store::QueueListReq{}));
+    entries = std::move(resp.entries);
+  }
+  for (const auto& id : ids) {  // every id checked before the first write
+    MAIL_ASSIGN_OR_RETURN(auto e, existing_entry(s, id));
+    entries.push_back(std::move(e));
+  }
+  json done = json::array();
+  for (auto& e : entries) {
+    if (!change(e)) continue;
+    MAIL_TRY(s.queue_update(store::QueueUpdateReq{e}).status());
+    done.push_back(e.id);
+  }
+  return Output{{}, {}, dump({{std::string(verb), done}})};
+}
+
+Result<Output> queue_flush(Store& s, const Args&) {
+  return queue_change(s, {}, true, "flushed", [](store::QueueEntry& e) {
+    if (e.state == store::QueueState::held) return false;
+    e.next_attempt = 0;
+    return true;
+  });
+}
+
+Result<Output> queue_retry(Store& s, const Args& args) {
+  return queue_change(s, args.list("ID"), false, "retrying", [](store::QueueEntry& e) {
+    if (e.state == store::QueueState::held) e.state = store::QueueState::deferred;
+    e.next_attempt = 0;
+    return true;
+  });
+}
+
+Result<Output> queue_hold(Store& s, const Args& args) {
+  return queue_change(s, args.list("ID"), false, "held", [](store::QueueEntry& e) {
+    e.state = store::QueueState::held;
+    return true;
+  });
+}
+
+Result<Output> queue_release(Store& s, const Args& args) {
+  return queue_change(s, args.list("ID"), false, "released", [](store::QueueEntry& e) {
+    if (e.state != store::QueueState::held) return false;
+    e.state = store::QueueState::deferred;
+    e.next_attempt = 0;
+    return true;
+  });
+}
+
+Result<Output> queue_bounce(Store& s, const Args& args) {
+  // mail-queued returns them to their senders with a DSN at its next scan.
+  return queue_change(s, args.list("ID"), false, "bouncing", [](store::QueueEntry& e) {
+    e.state = store::QueueState::bounced;
+    e.next_attempt = 0;
+    return true;
+  });
+}
+
+Result<Output> queue_delete(Store& s, const Args& args) {
+  std::vector<store::QueueId> ids;
+  for (const auto& text : args.list("ID")) {
+    MAIL_ASSIGN_OR_RETURN(auto e, existing_entry(s, text));
+    ids.push_back(e.id);
+  }
+  json done = json::array();
+  for (auto id : ids) {
+    MAIL_TRY(s.queue_delete(store::QueueRef{id}).status());
+    done.push_back(id);
+  }
+  return Output{{}, {}, dump({{"deleted", done}})};
+}
+
 // ---- the table --------------------------------------------------------------------
 
 ArgSpec positional(std::string name, std::string help, ArgKind kind, bool required = true) {
@@ -371,6 +572,7 @@ const std::vector<Group> kGroups = {
     {"account", "Manage accounts (mailboxes with a login)"},
     {"quota", "Show and set account quotas"},
     {"alias", "Manage aliases, lists and catch-all addresses"},
+    {"queue", "Inspect and steer the outbound mail queue"},
 };
 
 const std::vector<Operation> kOperations = {
@@ -413,6 +615,27 @@ const std::vector<Operation> kOperations = {
      alias_remove, true},
     {{"alias", "list"}, "List aliases, of every domain or of one",
      {positional("DOMAIN", "only aliases of this domain", ArgKind::domain, false)}, alias_list, false},
+
+    {{"queue", "list"}, "List queued messages, optionally filtered",
+     {option("sender", "only from this envelope sender", ArgKind::address),
+      option("recipient", "only with this recipient", ArgKind::address),
+      option("domain", "only with a recipient in this domain", ArgKind::domain),
+      option("state", "only in this state: queued, deferred, held or bouncing", ArgKind::text),
+      option("older-than", "only queued longer than this (e.g. 30m, 2h, 1d)", ArgKind::text)},
+     queue_list, false},
+    {{"queue", "show"}, "Show one queued message and each recipient's state",
+     {positional("ID", "queue id", ArgKind::text)}, queue_show, false},
+    {{"queue", "flush"}, "Make every queued message (except held ones) due now", {}, queue_flush, true},
+    {{"queue", "retry"}, "Make these messages due now (held ones are released)",
+     {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_retry, true},
+    {{"queue", "hold"}, "Hold messages: no delivery until released",
+     {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_hold, true},
+    {{"queue", "release"}, "Release held messages (due now)",
+     {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_release, true},
+    {{"queue", "delete"}, "Delete messages from the queue without notice",
+     {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_delete, true},
+    {{"queue", "bounce"}, "Return messages to their senders with a delivery status notification",
+     {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_bounce, true},
 };
 
 }  // namespace

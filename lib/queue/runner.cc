@@ -1,0 +1,398 @@
+#include "queue/runner.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+#include <deque>
+#include <random>
+#include <thread>
+
+#include "base/log.h"
+#include "base/xtext.h"
+#include "queue/dsn.h"
+#include "queue/route.h"
+#include "queue/smtp_client.h"
+#include "queue/submit.h"
+#include "service/daemon.h"
+
+namespace mail::queue {
+
+using store::QueueEntry;
+using store::QueueState;
+using store::RecipientState;
+
+struct Runner::Outcome {
+  enum Kind { none, delivered, failed, deferred, interrupted } kind = none;
+  std::string reply;   // "550 5.1.1 No such user", or our own text in the same shape
+  std::string status;  // "5.1.1"
+  std::string remote;  // the host that answered
+  bool relayed = false;  // handed to a host without DSN support
+};
+
+namespace {
+
+std::string domain_of(const std::string& address) {
+  size_t at = address.rfind('@');
+  return at == std::string::npos ? std::string() : auth::dns_name_key(address.substr(at + 1));
+}
+
+std::string notify_param(uint8_t bits) {
+  if (!bits) return "";
+  if (bits & store::notify::never) return " NOTIFY=NEVER";
+  std::string v;
+  if (bits & store::notify::success) v += ",SUCCESS";
+  if (bits & store::notify::failure) v += ",FAILURE";
+  if (bits & store::notify::delay) v += ",DELAY";
+  return v.empty() ? "" : " NOTIFY=" + v.substr(1);
+}
+
+bool unfinished(RecipientState s) { return s == RecipientState::pending || s == RecipientState::deferred; }
+
+// Waits up to ms, returning early when the daemon stops.
+void pause_ms(uint32_t ms) {
+  pollfd p{service::stop_fd(), POLLIN, 0};
+  int n;
+  do n = ::poll(&p, 1, static_cast<int>(ms));
+  while (n < 0 && errno == EINTR);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Runner>> Runner::create(store::Store& store, auth::Resolver& resolver, RunnerSetup setup) {
+  std::unique_ptr<Runner> r(new Runner(store, resolver, std::move(setup)));
+  MAIL_ASSIGN_OR_RETURN(r->schedule_, parse_retry_schedule(r->setup_.config.retry_schedule));
+  MAIL_ASSIGN_OR_RETURN(r->tls_, service::TlsContext::create_client(false));
+  MAIL_ASSIGN_OR_RETURN(r->smarthost_tls_, service::TlsContext::create_client(r->setup_.config.smarthost_tls_verify));
+  if (r->setup_.config.helo_name.empty()) r->setup_.config.helo_name = r->setup_.hostname;
+  return r;
+}
+
+int64_t Runner::retry_delay(uint32_t attempts) const {
+  size_t i = std::min<size_t>(attempts ? attempts - 1 : 0, schedule_.size() - 1);
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.9, 1.1);  // spreads retries after an outage
+  return std::max<int64_t>(1, static_cast<int64_t>(schedule_[i] * jitter(rng)));
+}
+
+void Runner::acquire(const std::string& domain) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return active_[domain] < setup_.config.max_per_destination; });
+  ++active_[domain];
+}
+
+void Runner::release(const std::string& domain) {
+  std::lock_guard lock(mu_);
+  if (--active_[domain] == 0) active_.erase(domain);
+  cv_.notify_all();
+}
+
+bool Runner::local_domain(const std::string& domain) {
+  auto list = store_.domain_list(store::Empty{});
+  if (!list) return false;
+  return std::any_of(list->domains.begin(), list->domains.end(),
+                     [&](const store::DomainInfo& d) { return d.name == domain; });
+}
+
+void Runner::deliver_local(const QueueEntry& e, std::string_view content, const std::vector<size_t>& rcpts,
+                           std::vector<Outcome>& out) {
+  for (size_t i : rcpts) {
+    Submission s;
+    s.sender = e.sender;
+    s.recipients = {e.recipients[i]};
+    s.content = std::string(content);
+    s.now = std::time(nullptr);
+    auto r = submit(store_, s);
+    Outcome& o = out[i];
+    o.remote = setup_.hostname;
+    if (!r) {
+      o = {Outcome::deferred, "451 4.3.0 " + r.status().message(), "4.3.0", setup_.hostname};
+    } else if (r->recipients[0] == Code::not_found) {
+      o = {Outcome::failed, "550 5.1.1 No such user here", "5.1.1", setup_.hostname};
+    } else {
+      o = {Outcome::delivered, "250 2.0.0 Delivered locally", "2.0.0", setup_.hostname};
+    }
+  }
+}
+
+void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std::string_view content,
+                            const std::vector<size_t>& rcpts, std::vector<Outcome>& out) {
+  auto all = [&](Outcome::Kind kind, const std::string& status, const std::string& text, const std::string& host) {
+    for (size_t i : rcpts) out[i] = {kind, text, status, host};
+  };
+  const QueueConfig& cfg = setup_.config;
+  auto route = find_route(resolver_, cfg, domain);
+  if (!route) {
+    const std::string why = route.status().message();
+    if (route.code() == Code::denied) return all(Outcome::failed, "5.1.10", "556 5.1.10 " + why, "");
+    if (route.code() == Code::not_found) return all(Outcome::failed, "5.1.2", "550 5.1.2 " + why, "");
+    return all(Outcome::deferred, "4.4.3", "451 4.4.3 " + why, "");
+  }
+  Envelope env;
+  env.sender = e.sender;
+  for (size_t i : rcpts) {
+    const auto& r = e.recipients[i];
+    env.recipients.push_back(r.address);
+    std::string p = notify_param(r.notify);
+    if (!r.orcpt.empty()) p += " ORCPT=" + r.orcpt;
+    env.rcpt_params.push_back(std::move(p));
+  }
+  if (e.ret) env.mail_params += e.ret == 1 ? " RET=FULL" : " RET=HDRS";
+  if (!e.envid.empty()) env.mail_params += " ENVID=" + xtext_encode(e.envid);
+  env.binary = e.body_type == 2;
+  env.eightbit = !env.binary && has_8bit(content);
+  env.smtputf8 = e.smtputf8;
+
+  ClientOptions opts;
+  opts.helo = cfg.helo_name;
+  opts.connect_timeout_ms = static_cast<int>(cfg.connect_timeout_s * 1000);
+  opts.command_timeout_ms = static_cast<int>(cfg.command_timeout_s * 1000);
+  if (route->smarthost) {
+    opts.tls = smarthost_tls_;
+    opts.require_tls = cfg.smarthost_require_tls || e.require_tls;
+    opts.auth_user = cfg.smarthost_user;
+    opts.auth_password = setup_.smarthost_password;
+  } else {
+    opts.tls = tls_;
+    opts.require_tls = e.require_tls;
+  }
+  std::string last_error = "no host could be reached";
+  for (const Host& host : route->hosts) {
+    for (const std::string& ip : host.addresses) {
+      opts.tls_name = host.name;
+      SmtpClient client;
+      Status st = client.open(ip, route->port, opts);
+      if (!st) {
+        if (st.code() == Code::unavailable) return all(Outcome::interrupted, "", "", "");
+        last_error = host.name + "[" + ip + "]: " + st.message();
+        log::info("queue: {} {}", e.id, last_error);
+        continue;
+      }
+      const Extensions& ext = client.extensions();
+      const std::string where = host.name + "[" + ip + "]";
+      std::string refuse;
+      if (env.binary && !(ext.chunking && ext.binarymime))
+        refuse = "554 5.6.3 " + where + " does not accept binary content (BINARYMIME)";
+      else if (env.eightbit && !ext.eightbit)
+        refuse = "554 5.6.3 " + where + " does not accept 8-bit content (8BITMIME)";
+      else if (env.smtputf8 && !ext.smtputf8)
+        refuse = "553 5.6.7 " + where + " does not accept internationalized addresses (SMTPUTF8)";
+      else if (ext.size && content.size() > ext.size)
+        refuse = "552 5.3.4 message too big for " + where;
+      if (!refuse.empty()) {
+        client.quit();
+        return all(Outcome::failed, refuse.substr(4, 5), refuse, host.name);
+      }
+      auto tr = client.send(env, content);
+      if (!tr) {
+        if (tr.code() == Code::unavailable) return all(Outcome::interrupted, "", "", "");
+        return all(Outcome::deferred, "4.4.2", "451 4.4.2 " + where + ": " + tr.status().message(), host.name);
+      }
+      for (size_t k = 0; k < rcpts.size(); ++k) {
+        const SmtpReply& rr = k < tr->rcpts.size() && !tr->rcpts[k].ok() ? tr->rcpts[k] : tr->data;
+        Outcome& o = out[rcpts[k]];
+        o.kind = rr.ok() ? Outcome::delivered : rr.permanent() ? Outcome::failed : Outcome::deferred;
+        if (!rr.code) o.kind = Outcome::deferred;
+        o.reply = rr.code ? rr.str() : "451 4.4.2 no reply";
+        o.status = rr.status();
+        o.remote = host.name;
+        o.relayed = rr.ok() && !ext.dsn;
+      }
+      client.quit();
+      return;
+    }
+  }
+  all(Outcome::deferred, "4.4.1", "451 4.4.1 " + last_error, "");
+}
+
+void Runner::attempt(QueueEntry e) {
+  const store::UnixTime now = std::time(nullptr);
+  auto content = store_.content_get(store::ContentReq{e.content});
+  if (!content) {
+    log::error("queue: {} content unreadable: {}", e.id, content.status().to_string());
+    return;
+  }
+  const std::string_view out = outbound_content(content->bytes);
+  std::vector<Outcome> res(e.recipients.size());
+  const bool returned = e.state == QueueState::bounced;  // `mailctl queue bounce`
+  std::map<std::string, std::vector<size_t>> by_domain;
+  std::vector<size_t> local;
+  std::map<std::string, bool> is_local;
+  for (size_t i = 0; i < e.recipients.size(); ++i) {
+    if (!unfinished(e.recipients[i].state)) continue;
+    if (returned) {
+      res[i] = {Outcome::failed, "550 5.0.0 Returned to the sender by the postmaster", "5.0.0", ""};
+      continue;
+    }
+    std::string d = domain_of(e.recipients[i].address);
+    auto it = is_local.find(d);
+    if (it == is_local.end()) it = is_local.emplace(d, local_domain(d)).first;
+    if (it->second) local.push_back(i);  // local domains never leave
+    else by_domain[d].push_back(i);
+  }
+  if (!local.empty()) deliver_local(e, out, local, res);
+  for (const auto& group : by_domain) {
+    if (service::stopping()) {
+      for (size_t i : group.second) res[i].kind = Outcome::interrupted;
+      continue;
+    }
+    acquire(group.first);
+    deliver_domain(group.first, e, out, group.second, res);
+    release(group.first);
+  }
+
+  const bool expired = now - e.created >= static_cast<int64_t>(setup_.config.max_age_s) ||
+                       (e.deliver_by && now > e.deliver_by);
+  bool interrupted = false;
+  Dsn dsn;
+  dsn.reporting_mta = setup_.hostname;
+  dsn.to = e.sender;
+  dsn.envid = e.envid;
+  dsn.ret = e.ret;
+  dsn.arrival = e.created;
+  dsn.now = now;
+  dsn.original = out;
+  std::vector<size_t> failing;  // recipients this attempt fails (state change waits for the DSN)
+  for (size_t i = 0; i < res.size(); ++i) {
+    Outcome& o = res[i];
+    const auto& r = e.recipients[i];
+    if (o.kind == Outcome::interrupted) interrupted = true;
+    if (o.kind == Outcome::deferred && expired) {
+      o.kind = Outcome::failed;
+      o.status = "4.4.7";
+      o.reply += " (gave up: message expired)";
+    }
+    if (o.kind == Outcome::failed) failing.push_back(i);
+    bool tell = false;
+    std::string action;
+    if (o.kind == Outcome::failed && !(r.notify & store::notify::never)) {
+      tell = true;
+      action = "failed";
+    } else if (o.kind == Outcome::delivered && (r.notify & store::notify::success) &&
+               (o.relayed || local_domain(domain_of(r.address)))) {
+      tell = true;  // a remote host with DSN support reports success itself (RFC 3461 5.2.2)
+      action = o.relayed && !local_domain(domain_of(r.address)) ? "relayed" : "delivered";
+    }
+    if (tell) dsn.recipients.push_back({r.address, r.orcpt, action, o.status, o.remote, o.reply});
+  }
+  bool dsn_stored = true;
+  if (!e.sender.empty() && !dsn.recipients.empty()) {  // never a DSN to the null sender
+    Submission s;
+    store::QueueRecipient to;
+    to.address = e.sender;
+    to.notify = store::notify::never;
+    s.recipients = {to};
+    s.content = build_dsn(dsn);
+    s.now = now;
+    auto r = submit(store_, s);
+    if (!r) {
+      dsn_stored = false;
+      log::error("queue: {} DSN to <{}> not stored: {}", e.id, e.sender, r.status().to_string());
+    } else if (r->recipients[0] != Code::ok) {
+      log::warn("queue: {} DSN to <{}> dropped: no such local user", e.id, e.sender);
+    }
+  }
+  if (!dsn_stored)  // fail them next time, with their DSN
+    for (size_t i : failing) res[i].kind = Outcome::deferred;
+
+  size_t delivered = 0, failed = 0, deferred = 0;
+  std::string last_error;
+  for (size_t i = 0; i < res.size(); ++i) {
+    auto& r = e.recipients[i];
+    const Outcome& o = res[i];
+    if (o.kind == Outcome::none || o.kind == Outcome::interrupted) continue;
+    r.last_reply = o.reply;
+    if (o.kind == Outcome::delivered) {
+      r.state = RecipientState::delivered;
+      ++delivered;
+    } else if (o.kind == Outcome::failed) {
+      r.state = RecipientState::failed;
+      ++failed;
+    } else {
+      r.state = RecipientState::deferred;
+      last_error = o.reply;
+      ++deferred;
+    }
+    log::info("queue: {} to=<{}> {} {}", e.id, r.address,
+              o.kind == Outcome::delivered ? "delivered" : o.kind == Outcome::failed ? "bounced" : "deferred", o.reply);
+  }
+  if (!interrupted || delivered + failed + deferred) {
+    if (!interrupted) {
+      ++e.attempts;
+      e.next_attempt = now + retry_delay(e.attempts);
+    }
+    if (!last_error.empty()) e.last_error = last_error;
+    // An entry held while this attempt ran stays held.
+    auto current = store_.queue_get(store::QueueRef{e.id});
+    if (current && current->state == QueueState::held) e.state = QueueState::held;
+    else e.state = QueueState::deferred;
+    auto st = store_.queue_update(store::QueueUpdateReq{e});
+    if (!st) log::error("queue: {} cannot record the attempt: {}", e.id, st.status().to_string());
+  }
+}
+
+size_t Runner::run_once() {
+  auto due = store_.queue_list(store::QueueListReq{static_cast<store::UnixTime>(std::time(nullptr)), 0});
+  if (!due) {
+    log::error("queue: cannot list the queue: {}", due.status().to_string());
+    return 0;
+  }
+  for (auto& e : due->entries) attempt(std::move(e));
+  return due->entries.size();
+}
+
+void Runner::run() {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<QueueEntry> work;
+  std::set<store::QueueId> busy;
+  bool done = false;
+  std::vector<std::thread> workers;
+  for (uint32_t n = 0; n < setup_.config.max_connections; ++n) {
+    workers.emplace_back([&] {
+      for (;;) {
+        QueueEntry e;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return done || !work.empty(); });
+          if (work.empty()) return;
+          e = std::move(work.front());
+          work.pop_front();
+        }
+        store::QueueId id = e.id;
+        // The listing may predate an attempt that just finished: go by the entry as it is now.
+        auto fresh = store_.queue_get(store::QueueRef{id});
+        bool due = fresh && fresh->state != QueueState::held &&
+                   fresh->next_attempt <= static_cast<store::UnixTime>(std::time(nullptr));
+        if (due) attempt(std::move(*fresh));
+        std::lock_guard lock(mu);
+        busy.erase(id);
+      }
+    });
+  }
+  while (!service::stopping()) {
+    auto due = store_.queue_list(store::QueueListReq{static_cast<store::UnixTime>(std::time(nullptr)), 0});
+    if (!due) {
+      log::warn("queue: cannot list the queue: {}", due.status().to_string());
+    } else {
+      std::lock_guard lock(mu);
+      for (auto& e : due->entries) {
+        if (!busy.insert(e.id).second) continue;
+        work.push_back(std::move(e));
+      }
+      cv.notify_all();
+    }
+    pause_ms(setup_.config.poll_interval_ms);
+  }
+  {
+    std::lock_guard lock(mu);
+    done = true;
+    work.clear();  // not started: they stay due in the store
+  }
+  cv.notify_all();
+  for (auto& t : workers) t.join();
+}
+
+}  // namespace mail::queue

@@ -1,0 +1,71 @@
+// The queue runner: scans the store for due entries, delivers each one's
+// recipients grouped by destination domain, and records the outcome of every
+// attempt in one store transaction (queue_update); failures become DSNs.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "auth/resolver.h"
+#include "config/config.h"
+#include "service/tls.h"
+#include "store/store.h"
+
+namespace mail::queue {
+
+struct RunnerSetup {
+  QueueConfig config;
+  std::string hostname;  // Reporting-MTA, EHLO unless queue.helo_name
+  std::string smarthost_password;
+};
+
+class Runner {
+ public:
+  // Fails on a bad configuration (retry schedule, TLS).
+  static Result<std::unique_ptr<Runner>> create(store::Store& store, auth::Resolver& resolver, RunnerSetup setup);
+
+  // Delivers due mail until service::stopping(): scans every poll interval,
+  // up to max_connections entries at once. Returns when in-flight attempts end.
+  void run();
+
+  // Attempts every entry due now, one after the other (`mail-queued --once`).
+  // Returns how many entries were attempted.
+  size_t run_once();
+
+  // One attempt at one entry (exposed for tests and `run`).
+  void attempt(store::QueueEntry entry);
+
+  // The delay before attempt number `attempts` + 1, with +-10% jitter.
+  int64_t retry_delay(uint32_t attempts) const;
+
+ private:
+  Runner(store::Store& store, auth::Resolver& resolver, RunnerSetup setup) :
+      store_(store), resolver_(resolver), setup_(std::move(setup)) {}
+
+  struct Outcome;
+  void deliver_domain(const std::string& domain, const store::QueueEntry& entry, std::string_view content,
+                      const std::vector<size_t>& rcpts, std::vector<Outcome>& out);
+  void deliver_local(const store::QueueEntry& entry, std::string_view content, const std::vector<size_t>& rcpts,
+                     std::vector<Outcome>& out);
+  bool local_domain(const std::string& domain);
+  void acquire(const std::string& domain);
+  void release(const std::string& domain);
+
+  store::Store& store_;
+  auth::Resolver& resolver_;
+  RunnerSetup setup_;
+  std::vector<uint32_t> schedule_;
+  std::shared_ptr<service::TlsContext> tls_;            // opportunistic, unverified
+  std::shared_ptr<service::TlsContext> smarthost_tls_;  // verified unless configured not to
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, uint32_t> active_;  // deliveries per destination domain
+};
+
+}  // namespace mail::queue
