@@ -191,10 +191,12 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     if (!n || !p.consume(')')) return bad("bad CHANGEDSINCE");
     changed_since = *n;
     has_changed_since = true;
-    condstore_ = true;
+    enable_condstore(out);
   }
   if (!p.at_end()) return bad("trailing characters");
   if (items.empty()) return bad("no FETCH items");
+  if (std::any_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
+    enable_condstore(out);
   if (uid && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::uid; }))
     items.insert(items.begin(), Item(Item::uid));
   if (has_changed_since && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
@@ -203,7 +205,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
   for (const auto& it : items) {
     if (it.kind == Item::envelope || it.kind == Item::bodystructure || it.kind == Item::body ||
         it.kind == Item::preview || it.kind == Item::section || it.kind == Item::binary ||
-        it.kind == Item::binary_size)
+        it.kind == Item::binary_size || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text)
       need_meta = true;
     if (it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size ||
         it.kind == Item::rfc822 || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text)
@@ -211,13 +213,13 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     if ((it.kind == Item::section || it.kind == Item::binary) && !it.peek) sets_seen = true;
     if (it.kind == Item::rfc822 || it.kind == Item::rfc822_text) sets_seen = true;
   }
+  // A number past the end is BAD; a range ending in '*' just clamps, so
+  // `FETCH 1:*` on an empty mailbox is OK with no results (clients rely on it).
   if (!uid && set->saved == false)
     for (const auto& r : set->ranges)
-      if ((r.lo && r.lo > sel_->msgs.size()) || (r.hi && r.hi > sel_->msgs.size())) {
-        if (sel_->msgs.empty() || true) {
-          out += tag + " BAD invalid message sequence number\r\n";
-          return;
-        }
+      if (r.lo && r.hi && (r.lo > sel_->msgs.size() || r.hi > sel_->msgs.size())) {
+        out += tag + " BAD invalid message sequence number\r\n";
+        return;
       }
   std::vector<size_t> idx = resolve(*set, uid);
   if (has_changed_since)

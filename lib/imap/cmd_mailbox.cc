@@ -131,7 +131,13 @@ void Session::cmd_select(const std::string& tag, Parser& p, std::string& out, bo
          ")] flags permitted\r\n";
   out += "* " + std::to_string(s.msgs.size()) + " EXISTS\r\n";
   if (!rev2_) {
-    out += "* 0 RECENT\r\n";
+    if (env_.recent && !s.msgs.empty()) {
+      store::Uid first = examine ? env_.recent->first(s.info.id)
+                                 : env_.recent->claim(s.info.id, s.msgs.back().uid + 1);
+      for (const auto& m : s.msgs)
+        if (m.uid >= first) s.recent.insert(m.uid);
+    }
+    out += "* " + std::to_string(s.recent.size()) + " RECENT\r\n";
     for (size_t i = 0; i < s.msgs.size(); ++i)
       if (!(s.msgs[i].flags & store::flag::seen)) {
         out += "* OK [UNSEEN " + std::to_string(i + 1) + "] first unseen\r\n";
@@ -261,6 +267,16 @@ void Session::cmd_subscribe(const std::string& tag, Parser& p, std::string& out,
   out += tag + " OK completed\r\n";
 }
 
+// STATUS RECENT: messages no session has claimed as \Recent yet.
+uint64_t Session::recent_count(const store::MailboxInfo& mb) {
+  if (!env_.recent) return 0;
+  store::Uid first = env_.recent->first(mb.id);
+  if (first <= 1) return mb.messages;
+  if (first >= mb.uidnext) return 0;
+  auto r = env_.store->message_list({mb.id, first, 0});
+  return r ? r->messages.size() : 0;
+}
+
 std::string Session::status_items(const store::MailboxInfo& mb, const std::vector<std::string>& items) {
   std::string s;
   for (const auto& it : items) {
@@ -270,7 +286,7 @@ std::string Session::status_items(const store::MailboxInfo& mb, const std::vecto
     else if (u == "UIDNEXT") v = std::to_string(mb.uidnext);
     else if (u == "UIDVALIDITY") v = std::to_string(mb.uidvalidity);
     else if (u == "UNSEEN") v = std::to_string(mb.unseen);
-    else if (u == "RECENT") v = "0";
+    else if (u == "RECENT") v = std::to_string(recent_count(mb));
     else if (u == "SIZE") v = std::to_string(mb.bytes);
     else if (u == "DELETED") v = std::to_string(mb.deleted);
     else if (u == "HIGHESTMODSEQ") v = std::to_string(std::max<uint64_t>(mb.highest_modseq, 1));

@@ -146,6 +146,7 @@ struct Ctx {
   std::optional<std::string> raw;
   std::optional<mime::Summary> sum;
   bool uses_modseq = false;
+  bool recent = false;  // \Recent in this session
   const std::string& content() {
     if (!raw) {
       auto c = store->content_get({m->content});
@@ -200,8 +201,9 @@ bool eval(const Key& k, Ctx& c) {
   if (n == "UNDRAFT") return !has(store::flag::draft);
   if (n == "UNFLAGGED") return !has(store::flag::flagged);
   if (n == "UNSEEN") return !has(store::flag::seen);
-  if (n == "NEW" || n == "RECENT") return false;  // no \Recent
-  if (n == "OLD") return true;
+  if (n == "RECENT") return c.recent;
+  if (n == "NEW") return c.recent && !has(store::flag::seen);
+  if (n == "OLD") return !c.recent;
   if (n == "KEYWORD" || n == "UNKEYWORD") {
     bool found = std::any_of(m.keywords.begin(), m.keywords.end(), [&](const std::string& kw) {
       return upper(kw) == upper(k.arg);
@@ -309,7 +311,7 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
   if (!parse_keys(p, root.kids, 0, false)) return bad(p.error());
   if (!p.at_end()) return bad("trailing characters");
   bool modseq = uses_modseq(root);
-  if (modseq) condstore_ = true;
+  if (modseq) enable_condstore(out);
   std::vector<store::Uid> hits_uid;
   std::vector<uint32_t> hits;
   uint64_t max_modseq = 0;
@@ -317,6 +319,7 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
   for (size_t i = 0; i < sel_->msgs.size(); ++i) {
     Ctx c{env_.store, &sel_->msgs[i], static_cast<uint32_t>(i + 1), static_cast<uint32_t>(sel_->msgs.size()),
           max_uid, &sel_->saved, std::nullopt, std::nullopt};
+    c.recent = sel_->recent.count(sel_->msgs[i].uid) != 0;
     if (eval(root, c)) {
       hits.push_back(uid ? sel_->msgs[i].uid : static_cast<uint32_t>(i + 1));
       hits_uid.push_back(sel_->msgs[i].uid);

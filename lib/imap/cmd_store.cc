@@ -20,7 +20,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, boo
     if (!n || !p.consume(')') || !p.space()) return bad("bad UNCHANGEDSINCE");
     unchanged_since = *n;
     has_unchanged = true;
-    condstore_ = true;
+    enable_condstore(out);
   }
   store::FlagMode mode = store::FlagMode::set;
   if (p.consume('+')) mode = store::FlagMode::add;

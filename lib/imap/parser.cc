@@ -161,14 +161,14 @@ std::optional<std::string> Parser::string() {
     fail("unterminated quoted string");
     return std::nullopt;
   }
-  if (peek() == '{' || peek() == '~') return literal();
+  if (at_literal()) return literal();
   fail("expected a string");
   return std::nullopt;
 }
 
 std::optional<std::string> Parser::astring() {
   char c = peek();
-  if (c == '"' || c == '{' || c == '~') return string();
+  if (c == '"' || at_literal()) return string();
   size_t start = pos_;
   while (pos_ < in_.size() && (is_atom_char(in_[pos_]) || in_[pos_] == ']')) ++pos_;
   if (pos_ == start) {
@@ -303,7 +303,7 @@ bool Parser::skip_value() {
         }
       }
     }
-  } else if (peek() == '"' || peek() == '{' || peek() == '~') {
+  } else if (peek() == '"' || at_literal()) {
     r = string().has_value();
   } else {
     size_t start = pos_;

@@ -39,6 +39,10 @@ class Parser {
 
   bool at_end() const { return pos_ >= in_.size() || rest_is_crlf(); }
   char peek() const { return pos_ < in_.size() ? in_[pos_] : '\0'; }
+  // A literal starts here: "{" or literal8's "~{" ("~foo" is an atom).
+  bool at_literal() const {
+    return peek() == '{' || (peek() == '~' && pos_ + 1 < in_.size() && in_[pos_ + 1] == '{');
+  }
   bool consume(char c);
   bool consume_ci(std::string_view word);  // a case-insensitive keyword (no delimiter check)
   bool space() { return consume(' '); }

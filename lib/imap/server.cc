@@ -211,6 +211,7 @@ void Server::run(int fd, bool implicit_tls) {
       env.config = &config_;
       env.auth_cache = &cache_;
       env.throttle = &throttle_;
+      env.recent = &recent_;
       env.peer_ip = service::peer_ip(fd);
       env.loopback = service::is_loopback_peer(fd);
       env.tls = implicit_tls;

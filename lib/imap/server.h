@@ -33,6 +33,7 @@ class Server {
   std::shared_ptr<service::TlsContext> tls_;
   AuthCache cache_;        // shared by all connections
   AuthThrottle throttle_;
+  RecentTracker recent_;
 };
 
 }  // namespace mail::imap

@@ -196,6 +196,7 @@ std::string Session::flags_string(const store::MessageEntry& m) const {
     if (f.size() > 1) f += ' ';
     f += s;
   };
+  if (!rev2_ && sel_ && sel_->recent.count(m.uid)) add("\\Recent");
   if (m.flags & store::flag::seen) add("\\Seen");
   if (m.flags & store::flag::answered) add("\\Answered");
   if (m.flags & store::flag::flagged) add("\\Flagged");
@@ -238,6 +239,7 @@ void Session::sync(std::string& out, bool allow_expunge) {
       pending.insert(std::upper_bound(pending.begin(), pending.end(), uid), uid);
   }
   bool grew = false;
+  size_t old_size = msgs.size();
   store::Uid last = msgs.empty() ? 0 : msgs.back().uid;
   std::vector<store::Uid> changed;
   for (auto& e : r->changed) {  // ascending uid
@@ -267,6 +269,7 @@ void Session::sync(std::string& out, bool allow_expunge) {
     for (size_t i = 0; i < msgs.size(); ++i) {
       if (std::binary_search(pending.begin(), pending.end(), msgs[i].uid)) {
         if (!qresync_) out += "* " + std::to_string(i + 1 - removed) + " EXPUNGE\r\n";
+        sel_->recent.erase(msgs[i].uid);
         ++removed;
       } else {
         kept.push_back(std::move(msgs[i]));
@@ -277,7 +280,41 @@ void Session::sync(std::string& out, bool allow_expunge) {
     msgs = std::move(kept);
   }
   // New messages arrived: announce the new count (after any expunges above).
-  if (grew) out += "* " + std::to_string(msgs.size()) + " EXISTS\r\n";
+  if (grew) {
+    if (!sel_->read_only) claim_recent(old_size);
+    out += "* " + std::to_string(msgs.size()) + " EXISTS\r\n";
+    if (!rev2_) out += "* " + std::to_string(sel_->recent.size()) + " RECENT\r\n";
+  }
+}
+
+void Session::enable_condstore(std::string& out) {
+  if (condstore_) return;
+  condstore_ = true;
+  if (sel_)
+    out += "* OK [HIGHESTMODSEQ " + std::to_string(std::max<uint64_t>(sel_->info.highest_modseq, 1)) +
+           "] CONDSTORE enabled\r\n";
+}
+
+void Session::claim_recent(size_t from) {
+  auto& msgs = sel_->msgs;
+  if (!env_.recent || from >= msgs.size()) return;
+  store::Uid first = env_.recent->claim(sel_->info.id, msgs.back().uid + 1);
+  for (size_t i = from; i < msgs.size(); ++i)
+    if (msgs[i].uid >= first) sel_->recent.insert(msgs[i].uid);
+}
+
+store::Uid RecentTracker::claim(store::MailboxId mailbox, store::Uid uidnext) {
+  std::lock_guard lock(mu_);
+  auto it = first_.try_emplace(mailbox, 1).first;
+  store::Uid first = it->second;
+  it->second = std::max(it->second, uidnext);
+  return first;
+}
+
+store::Uid RecentTracker::first(store::MailboxId mailbox) {
+  std::lock_guard lock(mu_);
+  auto it = first_.find(mailbox);
+  return it == first_.end() ? 1 : it->second;
 }
 
 void Session::on_wake(std::string& out) {

@@ -48,11 +48,27 @@ class AuthThrottle {
   std::map<std::string, unsigned> failures_;
 };
 
+// \Recent (IMAP4rev1): a message is recent in the first session that sees it
+// with the mailbox selected read-write. Per process, as RFC 3501 allows losing
+// it on restart: per mailbox the lowest UID no session has claimed yet.
+class RecentTracker {
+ public:
+  // Claims UIDs below `uidnext` for the caller; returns the first it got.
+  store::Uid claim(store::MailboxId mailbox, store::Uid uidnext);
+  // The first unclaimed UID, without claiming (EXAMINE, STATUS).
+  store::Uid first(store::MailboxId mailbox);
+
+ private:
+  std::mutex mu_;
+  std::map<store::MailboxId, store::Uid> first_;
+};
+
 struct SessionEnv {
   store::Store* store = nullptr;
   const ImapConfig* config = nullptr;
   AuthCache* auth_cache = nullptr;
   AuthThrottle* throttle = nullptr;
+  RecentTracker* recent = nullptr;  // null: no message is \Recent
   std::string peer_ip;
   bool loopback = false;
   bool tls = false;                 // the connection is encrypted
@@ -93,7 +109,13 @@ class Session {
     std::vector<store::Uid> saved;  // SEARCHRES
     store::ModSeq known_modseq = 0;          // changes up to here are in msgs
     std::vector<store::Uid> pending_expunge;  // expunged, not yet reported (sorted)
+    std::set<store::Uid> recent;              // \Recent in this session (IMAP4rev1 only)
   };
+  // Claims \Recent for messages from index `from` on (a read-write selection).
+  void claim_recent(size_t from);
+  // CONDSTORE enabled by a command that uses it (RFC 7162 3.1): the first
+  // time, a HIGHESTMODSEQ response tells the client where it starts.
+  void enable_condstore(std::string& out);
 
   void dispatch(const std::string& tag, const std::string& name, Parser& p, std::string& out, bool uid);
   // Brings the sequence map up to date with the store, writing EXISTS, EXPUNGE
@@ -127,6 +149,7 @@ class Session {
   std::string quota_line();
   // STATUS DELETED-STORAGE: bytes of the messages marked \Deleted.
   uint64_t deleted_storage(store::MailboxId mailbox);
+  uint64_t recent_count(const store::MailboxInfo& mb);
 
   bool finish_auth(const std::string& tag, const std::string& user, const std::string& pass,
                    std::string& out);
