@@ -932,10 +932,12 @@ Result<Summary> decode_summary(std::string_view encoded) {
 
 const Part* find_part(const Part& root, const std::vector<uint32_t>& path) {
   const Part* p = &root;
-  for (uint32_t n : path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    uint32_t n = path[i];
     if (n == 0) return nullptr;
-    // A message/rfc822 part's numbering continues inside the embedded message.
-    if (p->is_message() && !p->children.empty()) p = &p->children[0];
+    // A message/rfc822 part's numbering continues inside the embedded message;
+    // part 1 of a single-part message (even a message/rfc822 one) is its body.
+    if (i > 0 && p->is_message() && !p->children.empty()) p = &p->children[0];
     if (p->is_multipart()) {
       if (n > p->children.size()) return nullptr;
       p = &p->children[n - 1];

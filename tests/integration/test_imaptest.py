@@ -15,13 +15,12 @@ SUITE = os.environ.get("MAIL_IMAPTEST_DIR",
 RUNNER = os.path.join(SOURCE_DIR, "tests", "imaptest", "imaptest_runner.py")
 
 # Server gaps still open (the runner fails the test when one of these passes,
-# so the list only shrinks): message/rfc822 part sections, BINARY decoding of
+# so the list only shrinks): BINARY decoding of
 # quoted-printable and multiparts, group syntax and display names in ENVELOPE,
 # SEARCH date keys' time zones, LIST-EXTENDED selection options, LSUB \Noselect
 # parents, MOVE into the same mailbox, an address SEARCH on a group.
 KNOWN_FAILURES = [
     "append-binary", "esearch-condstore", "fetch-binary-mime", "fetch-binary-mime-qp",
-    "fetch-body-message-rfc822", "fetch-body-message-rfc822-mime", "fetch-body-message-rfc822-x2",
     "fetch-envelope", "listext", "move", "search-addresses", "search-date", "subscribe",
 ]
 
