@@ -441,7 +441,19 @@ void Session::cmd_list(const std::string& tag, Parser& p, std::string& out, bool
       if (pattern_match(full, imap_name)) match = true;
     }
     if (!match) continue;
-    if ((lsub || sel_subscribed) && !mb.subscribed) continue;
+    // LSUB with '%': an unsubscribed parent of subscribed mailboxes is listed
+    // \Noselect so the client can descend (RFC 3501 6.3.9).
+    bool lsub_parent = false;
+    if (lsub && !mb.subscribed) {
+      bool wild = std::any_of(patterns.begin(), patterns.end(),
+                              [](const std::string& pat) { return pat.find('%') != std::string::npos; });
+      lsub_parent = wild && std::any_of(list.begin(), list.end(), [&](const auto& m) {
+                      return m.subscribed && m.name.size() > mb.name.size() + 1 &&
+                             m.name.compare(0, mb.name.size() + 1, mb.name + "/") == 0;
+                    });
+      if (!lsub_parent) continue;
+    }
+    if (sel_subscribed && !mb.subscribed) continue;
     if (sel_special && mb.special_use == store::SpecialUse::none) continue;
     std::string attrs;
     auto add = [&](const char* a) {
@@ -449,6 +461,7 @@ void Session::cmd_list(const std::string& tag, Parser& p, std::string& out, bool
       attrs += a;
     };
     if (!lsub) add(has_children(mb.name) ? "\\HasChildren" : "\\HasNoChildren");
+    if (lsub_parent) add("\\Noselect");
     if ((sel_subscribed || ret_subscribed) && mb.subscribed) add("\\Subscribed");
     if (const char* su = special_use_name(mb.special_use); su && (ret_special || sel_special || !ret_subscribed))
       add(su);

@@ -313,6 +313,7 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
   bool modseq = uses_modseq(root);
   if (modseq) enable_condstore(out);
   std::vector<store::Uid> hits_uid;
+  std::vector<store::ModSeq> hits_modseq;
   std::vector<uint32_t> hits;
   uint64_t max_modseq = 0;
   uint32_t max_uid = sel_->msgs.empty() ? 0 : sel_->msgs.back().uid;
@@ -323,6 +324,7 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
     if (eval(root, c)) {
       hits.push_back(uid ? sel_->msgs[i].uid : static_cast<uint32_t>(i + 1));
       hits_uid.push_back(sel_->msgs[i].uid);
+      hits_modseq.push_back(sel_->msgs[i].modseq);
       max_modseq = std::max(max_modseq, sel_->msgs[i].modseq);
     }
   }
@@ -351,7 +353,14 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
       if (r_all) line += " ALL " + uid_set_string(std::vector<store::Uid>(hits.begin(), hits.end()));
     }
     if (r_count) line += " COUNT " + std::to_string(hits.size());
-    if (modseq && !hits.empty()) line += " MODSEQ " + std::to_string(max_modseq);
+    if (modseq && !hits.empty()) {
+      // The highest modseq of what is returned (RFC 7162 3.1.5): with only
+      // MIN and/or MAX, of those messages alone.
+      store::ModSeq returned = max_modseq;
+      if (!r_all && !r_count && (r_min || r_max))
+        returned = std::max(r_min ? hits_modseq.front() : 0, r_max ? hits_modseq.back() : 0);
+      line += " MODSEQ " + std::to_string(returned);
+    }
     if (!(r_save && !r_min && !r_max && !r_count && !r_all)) out += line + "\r\n";
     else if (!esearch) out += line + "\r\n";
   } else {
