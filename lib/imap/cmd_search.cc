@@ -164,10 +164,45 @@ struct Ctx {
   }
 };
 
+// An address header without RFC 5322 comments and the spaces they leave
+// around '@', so "user (x)@ (y) domain.org" matches "user@domain.org".
+std::string address_text(std::string_view v) {
+  std::string out;
+  int depth = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    char ch = v[i];
+    if (ch == '\\' && i + 1 < v.size()) {
+      if (!depth) out += v.substr(i, 2);
+      ++i;
+    } else if (ch == '(') {
+      ++depth;
+    } else if (ch == ')' && depth) {
+      --depth;
+    } else if (!depth) {
+      out += ch;
+    }
+  }
+  std::string tight;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == ' ' || out[i] == '\t') {
+      size_t j = out.find_first_not_of(" \t", i);
+      if ((j != std::string::npos && out[j] == '@') || (!tight.empty() && tight.back() == '@')) {
+        i = j == std::string::npos ? out.size() : j - 1;
+        continue;
+      }
+    }
+    tight += out[i];
+  }
+  return tight;
+}
+
 bool header_match(Ctx& c, const std::string& field, const std::string& value) {
   auto vals = mime::header_values(c.header(), field);
-  for (const auto& v : vals)
+  bool address = field == "FROM" || field == "TO" || field == "CC" || field == "BCC";
+  for (const auto& v : vals) {
     if (icontains(v, value) || icontains(mime::decode_header_text(v), value)) return true;
+    if (address && icontains(address_text(v), value)) return true;
+  }
   return false;
 }
 
@@ -221,8 +256,9 @@ bool eval(const Key& k, Ctx& c) {
   if (n == "SINCE") return idate >= day;
   if (n == "SENTBEFORE" || n == "SENTON" || n == "SENTSINCE") {
     int64_t d = c.summary().date;
+    // The calendar day in the Date header's own zone (the sender's day).
     if (d == 0) d = idate;
-    // compare by the day of the Date header in UTC
+    else d += c.summary().date_offset;
     int64_t dd = d - ((d % 86400) + 86400) % 86400;
     if (n == "SENTBEFORE") return dd < day;
     if (n == "SENTON") return dd == day;

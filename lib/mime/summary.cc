@@ -194,6 +194,7 @@ struct AddrTok {
   char special = 0;  // 0: word
   std::string text;
   bool quoted = false;
+  std::string comment;  // a comment right after this token
 };
 
 std::vector<AddrTok> addr_tokens(std::string_view s) {
@@ -205,12 +206,16 @@ std::vector<AddrTok> addr_tokens(std::string_view s) {
       ++i;
     } else if (c == '(') {
       int depth = 0;
+      size_t start = i + 1;
       while (i < s.size()) {
         if (s[i] == '\\') ++i;
         else if (s[i] == '(') ++depth;
         else if (s[i] == ')' && --depth == 0) { ++i; break; }
         ++i;
       }
+      size_t end = std::min(i, s.size());
+      if (end > start && s[end - 1] == ')') --end;  // closed
+      if (!out.empty() && out.back().special == 0) out.back().comment = std::string(s.substr(start, end - start));
     } else if (c == '"') {
       AddrTok t;
       t.quoted = true;
@@ -323,6 +328,8 @@ std::vector<Addr> parse_addresses(std::string_view value) {
         std::string host;
         while (i < toks.size() && toks[i].special == 0) host += toks[i++].text;
         a.host = host;
+        // "user@host (Real Name)": the legacy comment is the display name.
+        if (!host.empty() && !toks[i - 1].comment.empty()) a.name = toks[i - 1].comment;
       }
       // skip anything up to the next separator
       while (i < toks.size() && toks[i].special != ',' && toks[i].special != ';') ++i;
@@ -347,6 +354,10 @@ void append_addresses(std::string& out, const std::vector<Field>& fields, std::s
     return;
   }
   auto addrs = parse_addresses(unfold(f->value));
+  // An empty Sender/Reply-To defaults to From like a missing one.
+  if (addrs.empty() && !fallback.empty()) {
+    if (const Field* fb = first_field(fields, fallback)) addrs = parse_addresses(unfold(fb->value));
+  }
   if (addrs.empty()) {
     out += "NIL";
     return;
@@ -905,6 +916,7 @@ Summary parse(std::string_view raw) {
     std::string v = unfold(d->value);
     if (GDateTime* dt = g_mime_utils_header_decode_date(v.c_str())) {
       s.date = g_date_time_to_unix(dt);
+      s.date_offset = g_date_time_get_utc_offset(dt) / G_TIME_SPAN_SECOND;
       g_date_time_unref(dt);
     }
   }

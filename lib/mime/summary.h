@@ -53,9 +53,12 @@ struct Summary {
   std::string preview;        // RFC 8970, at most 200 characters, UTF-8
   std::string display_from;   // RFC 5957 display name (or address), for SORT=DISPLAY
   std::string display_to;
+  // The Date header's zone, seconds east of UTC: SENTON & co. compare the
+  // sender's own calendar day (RFC 9051 6.4.4). Appended: older summaries read 0.
+  int64_t date_offset = 0;
   MAIL_FIELDS(version, size, envelope, bodystructure, body, root, date, sort_from, sort_to, sort_cc,
               subject_base, subject, message_id, in_reply_to, references, preview, display_from,
-              display_to)
+              display_to, date_offset)
 };
 
 // Parses `raw` (a whole message, CRLF or LF line ends) and returns the encoded
