@@ -28,6 +28,25 @@ TEST(QueueReply, EnhancedStatus) {
   EXPECT_EQ((SmtpReply{250, "ok"}).str(), "250 ok");
 }
 
+TEST(QueueReply, TakeReplyWholeRepliesOnly) {
+  std::string in = "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-AUTH LOGIN PLAIN\r\n250 CHUNKING\r\n451 4.";
+  auto r = take_reply(in);
+  ASSERT_TRUE(r.is_ok() && r->has_value());
+  EXPECT_EQ((*r)->code, 250);
+  Extensions e = parse_ehlo(**r);
+  EXPECT_TRUE(e.pipelining && e.chunking && e.auth_plain);
+  EXPECT_FALSE(e.starttls || e.dsn);
+  EXPECT_EQ(e.size, 1000u);
+  EXPECT_EQ(in, "451 4.");
+  auto partial = take_reply(in);
+  ASSERT_TRUE(partial.is_ok());
+  EXPECT_FALSE(partial->has_value());
+  in = "250-a\r\n550 b\r\n";
+  EXPECT_EQ(take_reply(in).code(), Code::protocol);
+  in = "hello\r\n";
+  EXPECT_EQ(take_reply(in).code(), Code::protocol);
+}
+
 TEST(QueueConfig, RetrySchedule) {
   auto s = parse_retry_schedule("30s, 5m,1h,2d,7");
   ASSERT_TRUE(s.is_ok());

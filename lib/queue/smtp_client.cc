@@ -105,37 +105,72 @@ std::string dot_stuff(std::string_view content) {
 
 SmtpClient::~SmtpClient() = default;
 
-Result<SmtpReply> SmtpClient::read_reply() {
+Result<std::optional<SmtpReply>> take_reply(std::string& in) {
   SmtpReply reply;
   std::string text;
-  for (;;) {
-    size_t nl;
-    while ((nl = in_.find('\n')) == std::string::npos) {
-      if (in_.size() > 65536) return error(Code::protocol, "reply line too long");
-      char buf[8192];
-      auto got = stream_->read_some(buf, sizeof buf, options_.command_timeout_ms);
-      if (!got) return error(got.code() == Code::unavailable ? Code::unavailable : Code::temporary,
-                             "reading the reply: " + got.status().message());
-      if (*got == 0) return error(Code::temporary, "connection closed by the remote host");
-      in_.append(buf, *got);
+  size_t pos = 0;
+  for (bool first = true;; first = false) {
+    size_t nl = in.find('\n', pos);
+    if (nl == std::string::npos) {
+      if (in.size() > (1u << 20)) return error(Code::protocol, "reply too long");
+      return std::optional<SmtpReply>();
     }
-    std::string line = in_.substr(0, nl);
-    in_.erase(0, nl + 1);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.size() < 3 || line[0] < '2' || line[0] > '5' || !isdigit(static_cast<unsigned char>(line[1])) ||
-        !isdigit(static_cast<unsigned char>(line[2])))
-      return error(Code::protocol, "malformed reply: " + line.substr(0, 100));
-    int code = std::stoi(line.substr(0, 3));
+    std::string_view line(in.data() + pos, nl - pos);
+    pos = nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (line.size() < 3 || line[0] < '2' || line[0] > '5' || !digit(line[1]) || !digit(line[2]) ||
+        (line.size() > 3 && line[3] != ' ' && line[3] != '-'))
+      return error(Code::protocol, "malformed reply: " + std::string(line.substr(0, 100)));
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
     if (reply.code && code != reply.code) return error(Code::protocol, "inconsistent multi-line reply");
     reply.code = code;
-    std::string rest = line.size() > 4 ? line.substr(4) : "";
-    if (!text.empty()) text += "\n";
-    text += rest;
+    if (!first) text += "\n";
+    if (line.size() > 4) text.append(line.substr(4));
     if (line.size() == 3 || line[3] == ' ') break;
-    if (line[3] != '-') return error(Code::protocol, "malformed reply: " + line.substr(0, 100));
   }
+  in.erase(0, pos);
   reply.text = std::move(text);
-  return reply;
+  return std::optional<SmtpReply>(std::move(reply));
+}
+
+Extensions parse_ehlo(const SmtpReply& r) {
+  Extensions ext;
+  size_t pos = 0;
+  bool first = true;
+  while (pos <= r.text.size()) {
+    size_t nl = r.text.find('\n', pos);
+    std::string line = upper(r.text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    pos = nl == std::string::npos ? r.text.size() + 1 : nl + 1;
+    if (first) {  // the greeting line names the host
+      first = false;
+      continue;
+    }
+    std::string word = line.substr(0, line.find(' '));
+    if (word == "PIPELINING") ext.pipelining = true;
+    else if (word == "STARTTLS") ext.starttls = true;
+    else if (word == "8BITMIME") ext.eightbit = true;
+    else if (word == "SMTPUTF8") ext.smtputf8 = true;
+    else if (word == "DSN") ext.dsn = true;
+    else if (word == "CHUNKING") ext.chunking = true;
+    else if (word == "BINARYMIME") ext.binarymime = true;
+    else if (word == "AUTH") ext.auth_plain = (line + " ").find(" PLAIN ") != std::string::npos;
+    else if (word == "SIZE" && line.size() > 5) ext.size = std::strtoull(line.c_str() + 5, nullptr, 10);
+  }
+  return ext;
+}
+
+Result<SmtpReply> SmtpClient::read_reply() {
+  for (;;) {
+    MAIL_ASSIGN_OR_RETURN(auto reply, take_reply(in_));
+    if (reply) return std::move(*reply);
+    char buf[8192];
+    auto got = stream_->read_some(buf, sizeof buf, options_.command_timeout_ms);
+    if (!got) return error(got.code() == Code::unavailable ? Code::unavailable : Code::temporary,
+                           "reading the reply: " + got.status().message());
+    if (*got == 0) return error(Code::temporary, "connection closed by the remote host");
+    in_.append(buf, *got);
+  }
 }
 
 Status SmtpClient::command(const std::string& line) {
@@ -159,27 +194,7 @@ Status SmtpClient::ehlo() {
     if (!r.ok()) return error(r.permanent() ? Code::denied : Code::temporary, "HELO refused: " + r.str());
     return Status::ok();
   }
-  size_t pos = 0;
-  bool first = true;
-  while (pos <= r.text.size()) {
-    size_t nl = r.text.find('\n', pos);
-    std::string line = upper(r.text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
-    pos = nl == std::string::npos ? r.text.size() + 1 : nl + 1;
-    if (first) {  // the greeting line names the host
-      first = false;
-      continue;
-    }
-    std::string word = line.substr(0, line.find(' '));
-    if (word == "PIPELINING") ext_.pipelining = true;
-    else if (word == "STARTTLS") ext_.starttls = true;
-    else if (word == "8BITMIME") ext_.eightbit = true;
-    else if (word == "SMTPUTF8") ext_.smtputf8 = true;
-    else if (word == "DSN") ext_.dsn = true;
-    else if (word == "CHUNKING") ext_.chunking = true;
-    else if (word == "BINARYMIME") ext_.binarymime = true;
-    else if (word == "AUTH") ext_.auth_plain = line.find(" PLAIN") != std::string::npos;
-    else if (word == "SIZE" && line.size() > 5) ext_.size = std::strtoull(line.c_str() + 5, nullptr, 10);
-  }
+  ext_ = parse_ehlo(r);
   return Status::ok();
 }
 

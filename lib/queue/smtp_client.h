@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,13 @@ class SmtpClient {
   SmtpReply last_;
   ClientOptions options_;
 };
+
+// Takes one whole reply off the front of `in` (what the peer sent so far):
+// nullopt while it is incomplete, Code::protocol when it is malformed.
+Result<std::optional<SmtpReply>> take_reply(std::string& in);
+
+// The extensions an EHLO reply announces.
+Extensions parse_ehlo(const SmtpReply& reply);
 
 // Dot-stuffed DATA content ending with CRLF.CRLF.
 std::string dot_stuff(std::string_view content);
