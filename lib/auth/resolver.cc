@@ -241,6 +241,13 @@ class UnboundResolver : public Resolver {
   ub_ctx* ctx_;
 };
 
+// Answers from threads, not forked processes (the daemons are threaded).
+ub_ctx* new_context() {
+  ub_ctx* ctx = ub_ctx_create();
+  if (ctx) ub_ctx_async(ctx, 1);
+  return ctx;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Resolver>> make_system_resolver() {
@@ -251,6 +258,18 @@ Result<std::unique_ptr<Resolver>> make_system_resolver() {
     return error(Code::config, std::string("cannot read /etc/resolv.conf: ") + ub_strerror(err));
   }
   ub_ctx_hosts(ctx, nullptr);  // optional
+  return std::unique_ptr<Resolver>(new UnboundResolver(ctx));
+}
+
+Result<std::unique_ptr<Resolver>> make_forwarding_resolver(const std::string& server) {
+  ub_ctx* ctx = new_context();
+  if (!ctx) return error(Code::internal, "cannot create a DNS resolver");
+  // libunbound never asks 127.0.0.1 unless told to: tests run their DNS server there.
+  ub_ctx_set_option(ctx, "do-not-query-localhost:", "no");
+  if (int err = ub_ctx_set_fwd(ctx, server.c_str()); err != 0) {
+    ub_ctx_delete(ctx);
+    return error(Code::config, "bad DNS server address " + server + ": " + ub_strerror(err));
+  }
   return std::unique_ptr<Resolver>(new UnboundResolver(ctx));
 }
 

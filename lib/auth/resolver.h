@@ -39,6 +39,8 @@ class Resolver {
 
 // The resolver of the host (libunbound). Thread-safe.
 Result<std::unique_ptr<Resolver>> make_system_resolver();
+// libunbound asking only `server` ("IP" or "IP@PORT"), as tests point it at a local DNS server.
+Result<std::unique_ptr<Resolver>> make_forwarding_resolver(const std::string& server);
 
 // Records held in memory. Names match case-insensitively, a trailing dot ignored.
 class StubResolver : public Resolver {
