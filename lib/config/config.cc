@@ -348,6 +348,75 @@ std::string render_value(const Value& v) {
   return std::get<bool>(v) ? "true" : "false";
 }
 
+// ---- [services.NAME] --------------------------------------------------------------
+
+std::string service_name_problem(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+  return ok ? "" : "a service name is 1 to 32 of a-z, 0-9, '-' and '_'";
+}
+
+// "NAME=ADDRESS" as handed down in LISTEN_FDNAMES; what is wrong with it.
+std::string service_listen_problem(std::string_view entry) {
+  size_t eq = entry.find('=');
+  if (eq == std::string_view::npos || eq == 0) return "expected NAME=ADDRESS (got \"" + std::string(entry) + "\")";
+  std::string_view name = entry.substr(0, eq);
+  if (name.find(':') != std::string_view::npos) return "a listener name may not contain ':'";
+  return lmtp_address(Value(std::string(entry.substr(eq + 1))));
+}
+
+// Checks that need the whole service.
+std::string service_problem(const std::string& name, const ServiceConfig& svc) {
+  if (svc.program.empty()) return "program is required for a service that is not built in";
+  if (svc.processes == 0 || svc.processes > 64) return "processes must be from 1 to 64";
+  if (name == "store" && svc.processes != 1) return "the store runs as one process (processes = 1)";
+  for (const auto& l : svc.listen)
+    if (std::string problem = service_listen_problem(l); !problem.empty()) return "listen: " + problem;
+  return "";
+}
+
+std::string string_list(const toml::node& node, std::vector<std::string>& out) {
+  const toml::array* a = node.as_array();
+  if (!a) return "expected an array of strings";
+  std::vector<std::string> v;
+  for (const toml::node& item : *a) {
+    const auto* s = item.as_string();
+    if (!s) return "expected an array of strings";
+    v.push_back(s->get());
+  }
+  out = std::move(v);
+  return "";
+}
+
+std::string assign_service_field(ServiceConfig& svc, std::string_view field, const toml::node& node) {
+  auto text = [&](std::string& out) -> std::string {
+    const auto* s = node.as_string();
+    if (!s) return "expected a string";
+    out = s->get();
+    return "";
+  };
+  auto flag = [&](bool& out) -> std::string {
+    const auto* b = node.as_boolean();
+    if (!b) return "expected true or false";
+    out = b->get();
+    return "";
+  };
+  if (field == "program") return text(svc.program);
+  if (field == "user") return text(svc.user);
+  if (field == "args") return string_list(node, svc.args);
+  if (field == "listen") return string_list(node, svc.listen);
+  if (field == "enabled") return flag(svc.enabled);
+  if (field == "notify") return flag(svc.notify);
+  if (field == "processes") {
+    const auto* i = node.as_integer();
+    if (!i || i->get() < 1 || i->get() > 64) return "expected an integer from 1 to 64";
+    svc.processes = static_cast<uint32_t>(i->get());
+    return "";
+  }
+  return "unknown key (program, args, listen, processes, user, enabled, notify)";
+}
+
 struct Problem {
   uint32_t line = 0;
   uint32_t column = 0;
@@ -361,7 +430,13 @@ class Loader {
   void root(const toml::table& t) {
     for (auto&& [key, node] : t) {
       std::string_view name = key.str();
-      if (!known_section(name)) {
+      if (name == "services") {
+        if (const toml::table* services = node.as_table()) {
+          this->services(*services);
+        } else {
+          add(node.source(), "services: expected tables ([services.NAME])");
+        }
+      } else if (!known_section(name)) {
         add(key.source(), std::string(name) + ": unknown section");
       } else if (const toml::table* section = node.as_table()) {
         this->section(name, *section);
@@ -400,6 +475,31 @@ class Loader {
       seen_[f] = node.source();
       std::string problem = assign(*f, node);
       if (!problem.empty()) add(node.source(), dotted(*f) + ": " + problem);
+    }
+  }
+
+  // [services.NAME] tables: each key changes one setting of a built-in
+  // service or describes a service of the admin's own.
+  void services(const toml::table& t) {
+    for (auto&& [key, node] : t) {
+      std::string name(key.str());
+      std::string where = "services." + name;
+      if (std::string problem = service_name_problem(name); !problem.empty()) {
+        add(key.source(), where + ": " + problem);
+        continue;
+      }
+      const toml::table* table = node.as_table();
+      if (!table) {
+        add(node.source(), where + ": expected a table ([" + where + "])");
+        continue;
+      }
+      ServiceConfig& svc = config_.services[name];
+      for (auto&& [field, value] : *table) {
+        std::string problem = assign_service_field(svc, field.str(), value);
+        if (!problem.empty()) add(value.source(), where + "." + std::string(field.str()) + ": " + problem);
+      }
+      if (std::string problem = service_problem(name, svc); !problem.empty())
+        add(key.source(), where + ": " + problem);
     }
   }
 
@@ -460,6 +560,47 @@ class Loader {
 
 }  // namespace
 
+std::map<std::string, ServiceConfig> default_services() {
+  std::map<std::string, ServiceConfig> out;
+  out["store"].program = "mail-stored";
+  out["smtpd"].program = "mail-smtpd";
+  out["imapd"].program = "mail-imapd";
+  out["queued"].program = "mail-queued";
+  return out;
+}
+
+namespace {
+std::string render_string_list(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + toml_quote(v[i]);
+  return out + "]";
+}
+
+// Each service with its program and the settings that differ from a
+// service's defaults, every key under its help line.
+std::string render_services(const std::map<std::string, ServiceConfig>& services) {
+  const ServiceConfig plain;
+  std::string out;
+  for (const auto& [name, svc] : services) {
+    out += "\n[services." + name + "]\n";
+    auto key = [&](const char* help, const char* key, const std::string& value) {
+      out += std::string("# ") + help + "\n" + key + " = " + value + "\n";
+    };
+    auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
+    key("Executable; relative: next to mail-master.", "program", toml_quote(svc.program));
+    if (svc.args != plain.args) key("Extra arguments.", "args", render_string_list(svc.args));
+    if (svc.listen != plain.listen)
+      key("Sockets handed down (LISTEN_FDS), NAME=ADDRESS.", "listen", render_string_list(svc.listen));
+    if (svc.processes != plain.processes)
+      key("Processes sharing the sockets.", "processes", std::to_string(svc.processes));
+    if (svc.user != plain.user) key("User it runs as (started as root).", "user", toml_quote(svc.user));
+    if (svc.enabled != plain.enabled) key("Run it.", "enabled", flag(svc.enabled));
+    if (svc.notify != plain.notify) key("Ready when it sends READY=1 (sd_notify), not when started.", "notify", flag(svc.notify));
+  }
+  return out;
+}
+}  // namespace
+
 std::string Config::store_socket() const {
   if (!store.socket.empty()) return store.socket;
   std::string dir = general.data_dir;
@@ -505,6 +646,11 @@ Status validate_config(const Config& config) {
     if (!problem.empty()) add(dotted(f) + ": " + problem);
   }
   for (auto& [field, problem] : cross_checks(config)) add(dotted(*field) + ": " + problem);
+  for (const auto& [name, svc] : config.services) {
+    std::string problem = service_name_problem(name);
+    if (problem.empty()) problem = service_problem(name, svc);
+    if (!problem.empty()) add("services." + name + ": " + problem);
+  }
   if (text.empty()) return Status::ok();
   return error(Code::config, std::move(text));
 }
@@ -535,6 +681,9 @@ std::string render_config(const Config& config, bool only_defaults) {
       out += std::string(f.key) + " = " + render_value(read(f, c)) + "\n";
     }
   }
+  out += "\n# The programs mail-master runs, [services.NAME] with program, args, listen ([\"NAME=ADDRESS\"]),\n"
+         "# processes, user, enabled, notify. Built-in services listen where their section says.\n";
+  out += render_services(c.services);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,10 +89,31 @@ struct QueueConfig {
   std::string smarthost_password_file;
   bool smarthost_require_tls = true;
   bool smarthost_tls_verify = true;   // check the smarthost's certificate and name
+
   bool operator==(const QueueConfig&) const = default;
 };  // QueueConfig
+
 // "5m,10m,1h,2d" (s, m, h, d; a bare number is seconds) as seconds each.
 Result<std::vector<uint32_t>> parse_retry_schedule(std::string_view text);
+
+// One program the supervisor runs: [services.NAME]. The built-in services
+// (store, smtpd, imapd, queued) exist without a table; a table changes their
+// settings or adds a service of the admin's own.
+struct ServiceConfig {
+  std::string program;             // executable; relative: next to mail-master
+  std::vector<std::string> args;   // extra arguments after --data-dir/--config
+  std::vector<std::string> listen; // NAME=ADDRESS handed down; empty: a built-in's section addresses
+  uint32_t processes = 1;          // copies sharing the listening sockets (the store: 1)
+  std::string user;                // empty: general.user
+  bool enabled = true;
+  bool notify = true;              // reports READY=1 (sd_notify); false: ready once started
+
+  bool operator==(const ServiceConfig&) const = default;
+};
+
+// The built-in services with their defaults, by name.
+std::map<std::string, ServiceConfig> default_services();
+
 struct Config {
   GeneralConfig general;
   TlsConfig tls;
@@ -99,6 +121,7 @@ struct Config {
   SmtpConfig smtp;
   ImapConfig imap;
   QueueConfig queue;
+  std::map<std::string, ServiceConfig> services = default_services();
   std::string source;  // the file it was read from; empty for defaults
 
   std::string store_socket() const;  // store.socket or its default under data_dir

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <pwd.h>
+#include <grp.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -36,34 +39,63 @@ using Json = nlohmann::json;
 
 std::string control_socket_path(const std::string& data_dir) { return data_dir + "/master.sock"; }
 
-std::vector<ServiceSpec> services_for(const Config& config, const std::string& bin_dir) {
-  std::vector<ServiceSpec> out;
-  auto add = [&](ServiceSpec s) {
-    if (fs::exists(fs::path(bin_dir) / s.program)) out.push_back(std::move(s));
-  };
-  add({"store", "mail-stored", {}, {}, true, true});
-  ServiceSpec smtpd{"smtpd", "mail-smtpd", {}, {}, true, false};
-  for (const auto& [name, address] : std::vector<std::pair<std::string, std::string>>{
-           {"mx", config.smtp.listen_mx},
+namespace {
+
+// Listeners of the built-in daemons, from their protocol sections.
+std::vector<ListenSpec> section_listeners(const Config& config, const std::string& service) {
+  std::vector<std::pair<std::string, std::string>> all;
+  if (service == "smtpd")
+    all = {{"mx", config.smtp.listen_mx},
            {"submission", config.smtp.listen_submission},
            {"submissions", config.smtp.listen_submissions},
-           {"lmtp", config.smtp.listen_lmtp}})
-    if (!address.empty()) smtpd.listen.push_back({name, address});
-  add(smtpd);
-  ServiceSpec imapd{"imapd", "mail-imapd", {}, {}, true, false};
-  if (!config.imap.listen.empty()) imapd.listen.push_back({"imap", config.imap.listen});
-  if (!config.imap.listen_tls.empty()) imapd.listen.push_back({"imaps", config.imap.listen_tls});
-  add(imapd);
+           {"lmtp", config.smtp.listen_lmtp}};
+  else if (service == "imapd")
+    all = {{"imap", config.imap.listen}, {"imaps", config.imap.listen_tls}};
+  std::vector<ListenSpec> out;
+  for (auto& entry : all)
+    if (!entry.second.empty()) out.push_back({entry.first, entry.second});
+  return out;
+}
+
+}  // namespace
+
+std::vector<ServiceSpec> services_for(const Config& config, const std::string& bin_dir) {
+  const auto builtin = default_services();
+  std::vector<ServiceSpec> out;
+  for (const auto& [name, svc] : config.services) {
+    if (!svc.enabled) continue;
+    ServiceSpec spec;
+    spec.name = name;
+    spec.program = svc.program;
+    spec.args = svc.args;
+    spec.processes = svc.processes;
+    spec.user = svc.user;
+    spec.notify = svc.notify;
+    spec.is_store = name == "store";
+    for (const auto& entry : svc.listen) {
+      size_t eq = entry.find('=');
+      spec.listen.push_back({entry.substr(0, eq), entry.substr(eq + 1)});
+    }
+    if (svc.listen.empty()) spec.listen = section_listeners(config, name);
+    // A built-in program that is not installed is skipped; the admin's own must exist.
+    bool is_builtin = builtin.count(name) && builtin.at(name).program == svc.program;
+    fs::path program = fs::path(svc.program).is_absolute() ? fs::path(svc.program) : fs::path(bin_dir) / svc.program;
+    if (is_builtin && !fs::exists(program)) continue;
+    out.push_back(std::move(spec));
+  }
+  std::stable_partition(out.begin(), out.end(), [](const ServiceSpec& s) { return s.is_store; });
   return out;
 }
 
 namespace {
 
-enum class State { stopped, starting, running, backoff, throttled, stopping };
+// waiting: not started because the store is not ready yet.
+enum class State { stopped, waiting, starting, running, backoff, throttled, stopping };
 
 const char* state_name(State s) {
   switch (s) {
     case State::stopped: return "stopped";
+    case State::waiting: return "waiting";
     case State::starting: return "starting";
     case State::running: return "running";
     case State::backoff: return "restarting";
@@ -73,16 +105,23 @@ const char* state_name(State s) {
   return "?";
 }
 
+// A child that has not said READY=1 by then is killed and counts as a crash.
+constexpr auto kStartTimeout = std::chrono::seconds(30);
+
+// One process of a service (a service with `processes = N` has N of them).
 struct Child {
   ServiceSpec spec;
+  uint32_t index = 0;
   State state = State::stopped;
   pid_t pid = 0;
   Clock::time_point started{};
-  Clock::time_point next_start{};
+  Clock::time_point next_start{};  // backoff/throttled: when to try again
+  Clock::time_point ready_by{};    // starting: the deadline for READY=1
   uint32_t restarts = 0;
   std::deque<Clock::time_point> recent_crashes;
   bool held = false;      // stopped by the admin: not restarted
   bool replace = false;   // reload changed it: start again with the new spec once stopped
+  bool retire = false;    // reload removed it: forget it once stopped
   int out_fd = -1;        // its stdout+stderr
   std::string partial;
 };
@@ -95,6 +134,27 @@ uint64_t pss_kb(pid_t pid) {
   return 0;
 }
 
+// The datagram socket children report readiness on, the sd_notify protocol
+// (NOTIFY_SOCKET), so a daemon says READY=1 the same way to systemd and to us.
+// Abstract, so a child that dropped root can still reach it; SO_PASSCRED tells
+// which child spoke.
+Result<std::pair<int, std::string>> open_notify_socket() {
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return error(Code::io, std::string("notify socket: ") + std::strerror(errno));
+  std::string name = "mailtk-master-" + std::to_string(::getpid());
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&sa), static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0) {
+    int e = errno;
+    ::close(fd);
+    return error(Code::io, std::string("notify socket: ") + std::strerror(e));
+  }
+  return std::make_pair(fd, "@" + name);
+}
+
 class Supervisor {
  public:
   explicit Supervisor(MasterOptions options) : options_(std::move(options)) {}
@@ -103,23 +163,27 @@ class Supervisor {
  private:
   Status load();
   Result<int> socket_for(const std::string& address);
+  // Forks and runs the child; a non-store child waits until the store is ready.
   void start(Child& c);
-  // start(), and for the store wait until its socket answers.
-  void launch(Child& c);
   void stop_child(Child& c, int sig = SIGTERM);
-  bool wait_store_ready(Child& store, std::chrono::milliseconds limit);
+  bool store_ready() const;
+  void on_ready(Child& c);
+  void read_notify();
+  void check_start_deadlines();
   void reap();
   void on_exit(Child& c, int status);
   void read_output(Child& c);
   void emit_line(const Child& c, std::string_view line);
+  void add_service(const ServiceSpec& spec, uint32_t first_index = 0);
   void reload();
   void shutdown();
   void handle_control(int fd);
   Json status_json();
   Json admin_json(const std::string& request);
-  Child* find(const std::string& name);
+  std::vector<Child*> instances(const std::string& name);
   int poll_timeout_ms();
   void start_due();
+  void announce_ready();
 
   MasterOptions options_;
   Config config_;
@@ -128,16 +192,20 @@ class Supervisor {
   std::map<std::string, int> sockets_;  // address -> listening fd, kept across reloads
   int signal_fd_ = -1;
   int control_fd_ = -1;
+  int notify_fd_ = -1;
+  std::string notify_address_;
   bool stop_ = false;
+  bool announced_ = false;  // "stack started" logged and READY=1 sent to our own supervisor
   std::ofstream log_file_;
   std::unique_ptr<store::Store> store_;  // for admin requests; opened on first use
   Clock::time_point started_ = Clock::now();
 };
 
-Child* Supervisor::find(const std::string& name) {
+std::vector<Child*> Supervisor::instances(const std::string& name) {
+  std::vector<Child*> out;
   for (auto& c : children_)
-    if (c->spec.name == name) return c.get();
-  return nullptr;
+    if (c->spec.name == name && !c->retire) out.push_back(c.get());
+  return out;
 }
 
 Status Supervisor::load() {
@@ -157,7 +225,17 @@ Result<int> Supervisor::socket_for(const std::string& address) {
   return fd;
 }
 
+bool Supervisor::store_ready() const {
+  for (auto& c : children_)
+    if (c->spec.is_store) return c->state == State::running;
+  return true;  // no store service: a store run elsewhere, or direct access
+}
+
 void Supervisor::start(Child& c) {
+  if (!c.spec.is_store && !store_ready()) {
+    c.state = State::waiting;
+    return;
+  }
   std::vector<int> fds;
   std::string names;
   for (const auto& l : c.spec.listen) {
@@ -171,6 +249,22 @@ void Supervisor::start(Child& c) {
     fds.push_back(*fd);
     names += (names.empty() ? "" : ":") + l.name;
   }
+  // A service with its own user is dropped to it here (the daemon's own drop
+  // to general.user is then a no-op); otherwise the daemon drops itself.
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool drop = !c.spec.user.empty() && ::geteuid() == 0;
+  if (drop) {
+    passwd* pw = ::getpwnam(c.spec.user.c_str());
+    if (!pw) {
+      log::error("{}: no such user: {}; not started", c.spec.name, c.spec.user);
+      c.state = State::throttled;
+      c.next_start = Clock::now() + std::chrono::seconds(60);
+      return;
+    }
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+  }
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     log::error("{}: pipe: {}", c.spec.name, std::strerror(errno));
@@ -178,10 +272,12 @@ void Supervisor::start(Child& c) {
   }
   std::string program = fs::path(c.spec.program).is_absolute() ? c.spec.program
                                                                 : (fs::path(options_.bin_dir) / c.spec.program).string();
-  std::vector<std::string> args = {program, "--data-dir", data_dir_};
-  if (!config_.source.empty()) {
-    args.push_back("--config");
-    args.push_back(config_.source);
+  // Our own programs (mail-*) take --data-dir/--config; any program finds the
+  // same in MAIL_DATA_DIR/MAIL_CONFIG.
+  std::vector<std::string> args = {program};
+  if (fs::path(program).filename().string().rfind("mail-", 0) == 0) {
+    args.insert(args.end(), {"--data-dir", data_dir_});
+    if (!config_.source.empty()) args.insert(args.end(), {"--config", config_.source});
   }
   args.insert(args.end(), c.spec.args.begin(), c.spec.args.end());
 
@@ -208,6 +304,17 @@ void Supervisor::start(Child& c) {
       ::setenv("LISTEN_FDS", std::to_string(fds.size()).c_str(), 1);
       ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
       ::setenv("LISTEN_FDNAMES", names.c_str(), 1);
+    } else {
+      ::unsetenv("LISTEN_FDS");
+      ::unsetenv("LISTEN_PID");
+      ::unsetenv("LISTEN_FDNAMES");
+    }
+    if (notify_fd_ >= 0) ::setenv("NOTIFY_SOCKET", notify_address_.c_str(), 1);
+    ::setenv("MAIL_DATA_DIR", data_dir_.c_str(), 1);
+    if (!config_.source.empty()) ::setenv("MAIL_CONFIG", config_.source.c_str(), 1);
+    if (drop && (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)) {
+      std::fprintf(stderr, "cannot switch to user %s: %s\n", c.spec.user.c_str(), std::strerror(errno));
+      ::_exit(77);
     }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -220,15 +327,62 @@ void Supervisor::start(Child& c) {
   ::fcntl(out[0], F_SETFL, O_NONBLOCK);
   c.out_fd = out[0];
   c.pid = pid;
-  c.state = c.spec.is_store ? State::starting : State::running;
   c.started = Clock::now();
   log::info("started {} (pid {})", c.spec.name, pid);
+  if (c.spec.notify && notify_fd_ >= 0) {
+    c.state = State::starting;
+    c.ready_by = c.started + kStartTimeout;
+  } else {
+    on_ready(c);
+  }
 }
 
-void Supervisor::launch(Child& c) {
-  start(c);
-  if (c.spec.is_store && c.pid > 0 && !wait_store_ready(c, std::chrono::seconds(15)))
-    log::error("the store did not become ready");
+void Supervisor::on_ready(Child& c) {
+  c.state = State::running;
+  log::debug("{} (pid {}) is ready", c.spec.name, c.pid);
+  if (!c.spec.is_store) return;
+  for (auto& other : children_)
+    if (other->state == State::waiting && !other->held) start(*other);
+}
+
+void Supervisor::read_notify() {
+  for (;;) {
+    char buf[4096];
+    iovec iov{buf, sizeof buf - 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(notify_fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return;
+    const ucred* cred = nullptr;
+    for (cmsghdr* h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h))
+      if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS)
+        cred = reinterpret_cast<const ucred*>(CMSG_DATA(h));
+    if (!cred) continue;
+    std::string_view text(buf, static_cast<size_t>(n));
+    bool ready = false;
+    while (!text.empty()) {  // newline-separated VAR=value assignments
+      size_t nl = text.find('\n');
+      ready = ready || text.substr(0, nl) == "READY=1";
+      text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    }
+    if (!ready) continue;
+    for (auto& c : children_)
+      if (c->pid == cred->pid && c->state == State::starting) on_ready(*c);
+  }
+}
+
+void Supervisor::check_start_deadlines() {
+  auto now = Clock::now();
+  for (auto& c : children_)
+    if (c->state == State::starting && c->pid > 0 && now >= c->ready_by) {
+      log::error("{} (pid {}) did not report ready in {} s; killing it", c->spec.name, c->pid, kStartTimeout.count());
+      ::kill(c->pid, SIGKILL);  // its exit then counts as a crash
+      c->ready_by = now + kStartTimeout;
+    }
 }
 
 void Supervisor::stop_child(Child& c, int sig) {
@@ -238,31 +392,6 @@ void Supervisor::stop_child(Child& c, int sig) {
   } else if (c.state != State::stopping) {
     c.state = State::stopped;
   }
-}
-
-bool Supervisor::wait_store_ready(Child& store, std::chrono::milliseconds limit) {
-  std::string path = config_.store.socket.empty() ? data_dir_ + "/stored.sock" : config_.store.socket;
-  auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ::close(fd);
-    if (ok) {
-      store.state = State::running;
-      return true;
-    }
-    read_output(store);
-    int status = 0;
-    if (::waitpid(store.pid, &status, WNOHANG) == store.pid) {
-      on_exit(store, status);
-      return false;
-    }
-    ::usleep(5000);
-  }
-  return false;
 }
 
 void Supervisor::emit_line(const Child& c, std::string_view line) {
@@ -310,12 +439,12 @@ void Supervisor::on_exit(Child& c, int status) {
                                          : "exited with status " + std::to_string(WEXITSTATUS(status));
   bool expected = c.state == State::stopping;
   c.pid = 0;
-  if (expected || stop_) {
+  if (expected || stop_ || c.retire) {
     log::info("{} stopped ({})", c.spec.name, how);
     c.state = State::stopped;
-    if (c.replace && !stop_) {
+    if (c.replace && !stop_ && !c.retire) {
       c.replace = false;
-      launch(c);
+      start(c);
     }
     return;
   }
@@ -343,21 +472,24 @@ void Supervisor::reap() {
   for (;;) {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) return;
+    if (pid <= 0) break;
     for (auto& c : children_)
       if (c->pid == pid) on_exit(*c, status);
   }
+  std::erase_if(children_, [](const std::unique_ptr<Child>& c) { return c->retire && c->pid == 0; });
 }
 
 int Supervisor::poll_timeout_ms() {
   int timeout = -1;
   auto now = Clock::now();
+  auto consider = [&](Clock::time_point when) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(when - now).count();
+    int t = static_cast<int>(std::clamp<int64_t>(ms, 0, 60000));
+    timeout = timeout < 0 ? t : std::min(timeout, t);
+  };
   for (auto& c : children_) {
-    if ((c->state == State::backoff || c->state == State::throttled) && !c->held) {
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c->next_start - now).count();
-      int t = static_cast<int>(std::max<int64_t>(0, ms));
-      timeout = timeout < 0 ? t : std::min(timeout, t);
-    }
+    if ((c->state == State::backoff || c->state == State::throttled) && !c->held) consider(c->next_start);
+    if (c->state == State::starting) consider(c->ready_by);
   }
   return timeout;
 }
@@ -366,8 +498,29 @@ void Supervisor::start_due() {
   auto now = Clock::now();
   for (auto& c : children_) {
     if ((c->state == State::backoff || c->state == State::throttled) && !c->held && now >= c->next_start) {
-      launch(*c);
+      start(*c);
     }
+  }
+}
+
+// Once every child has settled (ready, or failed and waiting for a retry):
+// log how long the start took and tell our own supervisor (systemd) we are ready.
+void Supervisor::announce_ready() {
+  if (announced_) return;
+  for (auto& c : children_)
+    if (c->state == State::starting || c->state == State::waiting) return;
+  announced_ = true;
+  log::info("stack started in {} ms",
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
+  service::notify_ready();
+}
+
+void Supervisor::add_service(const ServiceSpec& spec, uint32_t first_index) {
+  for (uint32_t i = first_index; i < spec.processes; ++i) {
+    children_.push_back(std::make_unique<Child>());
+    children_.back()->spec = spec;
+    children_.back()->index = i;
+    start(*children_.back());
   }
 }
 
@@ -380,34 +533,52 @@ void Supervisor::reload() {
     return;
   }
   auto wanted = services_for(config_, options_.bin_dir);
+  // Services no longer wanted stop for good.
+  for (auto& c : children_) {
+    bool still = std::any_of(wanted.begin(), wanted.end(), [&](const ServiceSpec& s) { return s.name == c->spec.name; });
+    if (!still && !c->retire) {
+      log::info("{}: removed from the configuration, stopping", c->spec.name);
+      c->retire = true;
+      stop_child(*c);
+    }
+  }
   for (auto& spec : wanted) {
-    Child* c = find(spec.name);
-    if (!c) {
-      children_.push_back(std::make_unique<Child>());
-      children_.back()->spec = spec;
-      launch(*children_.back());
+    std::vector<Child*> running = instances(spec.name);
+    if (running.empty()) {
+      add_service(spec);
       continue;
     }
     // Settings a daemon reads from the file also count: restart on any change of its section.
-    bool changed = !(c->spec == spec) || !(old.general == config_.general) || !(old.tls == config_.tls) ||
+    bool changed = !(running.front()->spec == spec) || !(old.general == config_.general) || !(old.tls == config_.tls) ||
                    (spec.name == "smtpd" && !(old.smtp == config_.smtp)) ||
                    (spec.name == "imapd" && !(old.imap == config_.imap)) ||
+                   (spec.name == "queued" && !(old.queue == config_.queue)) ||
                    (spec.name == "store" && !(old.store == config_.store));
     if (!changed) continue;
     log::info("{}: settings changed, restarting", spec.name);
-    c->spec = spec;
-    if (c->pid > 0) {
-      c->replace = true;
-      stop_child(*c);
-    } else if (!c->held) {
-      launch(*c);
+    for (Child* c : running) {
+      if (c->index >= spec.processes) {  // fewer processes now
+        c->retire = true;
+        stop_child(*c);
+        continue;
+      }
+      c->spec = spec;
+      if (c->pid > 0) {
+        c->replace = true;
+        stop_child(*c);
+      } else if (!c->held) {
+        start(*c);
+      }
     }
+    add_service(spec, static_cast<uint32_t>(running.size()));
   }
+  reap();
   // Close sockets no service uses any more.
   for (auto it = sockets_.begin(); it != sockets_.end();) {
     bool used = false;
     for (auto& c : children_)
-      for (auto& l : c->spec.listen) used = used || l.address == it->first;
+      if (!c->retire)
+        for (auto& l : c->spec.listen) used = used || l.address == it->first;
     if (!used) {
       ::close(it->second);
       it = sockets_.erase(it);
@@ -417,20 +588,42 @@ void Supervisor::reload() {
   }
 }
 
+// One entry per service; a service of several processes reports the state
+// of the least healthy one, every pid, and their summed memory and restarts.
 Json Supervisor::status_json() {
   Json services = Json::array();
   auto now = Clock::now();
-  for (auto& c : children_) {
+  std::vector<std::string> names;
+  for (auto& c : children_)
+    if (!c->retire && std::find(names.begin(), names.end(), c->spec.name) == names.end()) names.push_back(c->spec.name);
+  for (const auto& name : names) {
+    std::vector<Child*> all = instances(name);
+    Child& first = *all.front();
     Json listen = Json::array();
-    for (auto& l : c->spec.listen) listen.push_back(l.name + "=" + l.address);
-    Json s = {{"name", c->spec.name},
-              {"state", c->held && c->pid == 0 ? "held" : state_name(c->state)},
-              {"pid", c->pid},
-              {"uptime_s", c->pid ? std::chrono::duration_cast<std::chrono::seconds>(now - c->started).count() : 0},
-              {"restarts", c->restarts},
-              {"pss_kb", c->pid ? pss_kb(c->pid) : 0},
-              {"listen", listen}};
-    services.push_back(s);
+    for (auto& l : first.spec.listen) listen.push_back(l.name + "=" + l.address);
+    Json pids = Json::array();
+    uint64_t pss = 0;
+    uint32_t restarts = 0;
+    std::string state;
+    for (Child* c : all) {
+      std::string s = c->held && c->pid == 0 ? "held" : state_name(c->state);
+      if (state.empty() || state == "running") state = s;
+      if (c->pid) {
+        pids.push_back(c->pid);
+        pss += pss_kb(c->pid);
+      }
+      restarts += c->restarts;
+    }
+    services.push_back({{"name", name},
+                        {"state", state},
+                        {"pid", first.pid},
+                        {"pids", pids},
+                        {"processes", all.size()},
+                        {"user", first.spec.user},
+                        {"uptime_s", first.pid ? std::chrono::duration_cast<std::chrono::seconds>(now - first.started).count() : 0},
+                        {"restarts", restarts},
+                        {"pss_kb", pss},
+                        {"listen", listen}});
   }
   return {{"ok", true},
           {"version", 1},
@@ -472,23 +665,25 @@ void Supervisor::handle_control(int fd) {
     stop_ = true;
     answer = {{"ok", true}};
   } else if (verb == "start" || verb == "stop" || verb == "restart") {
-    Child* c = find(arg);
-    if (!c) {
+    std::vector<Child*> all = instances(arg);
+    if (all.empty()) {
       fail("not_found", "no such service: " + arg);
     } else {
-      if (verb == "stop") {
-        c->held = true;
-        stop_child(*c);
-      } else if (verb == "start") {
-        c->held = false;
-        if (c->pid == 0) launch(*c);
-      } else {
-        c->held = false;
-        if (c->pid > 0) {
-          c->replace = true;
+      for (Child* c : all) {
+        if (verb == "stop") {
+          c->held = true;
           stop_child(*c);
+        } else if (verb == "start") {
+          c->held = false;
+          if (c->pid == 0) start(*c);
         } else {
-          launch(*c);
+          c->held = false;
+          if (c->pid > 0) {
+            c->replace = true;
+            stop_child(*c);
+          } else {
+            start(*c);
+          }
         }
       }
       answer = {{"ok", true}};
@@ -567,6 +762,7 @@ void Supervisor::shutdown() {
   stop_group(true, std::chrono::seconds(30));  // the store last, so sessions could finish their writes
 }
 
+
 int Supervisor::run() {
   if (Status st = load(); !st.is_ok()) {
     log::error("{}", st.message());
@@ -594,6 +790,12 @@ int Supervisor::run() {
     }
     control_fd_ = *fd;
   }
+  if (auto notify = open_notify_socket()) {
+    notify_fd_ = notify->first;
+    notify_address_ = notify->second;
+  } else {
+    log::warn("{}; children count as ready once started", notify.status().message());
+  }
 
   // Root binds the ports, then the children drop to the configured user: they
   // must be able to write the data directory.
@@ -602,22 +804,14 @@ int Supervisor::run() {
     return exit_code(st.code());
   }
 
-  for (auto& spec : services_for(config_, options_.bin_dir)) {
-    children_.push_back(std::make_unique<Child>());
-    children_.back()->spec = spec;
-  }
-  auto begin = Clock::now();
-  for (auto& c : children_) {
-    if (c->spec.is_store) launch(*c);
-  }
-  for (auto& c : children_)
-    if (!c->spec.is_store) start(*c);
-  log::info("stack started in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - begin).count());
-  service::notify_ready();
+  started_ = Clock::now();
+  // The store first: the others wait in `waiting` until it reports ready.
+  for (auto& spec : services_for(config_, options_.bin_dir)) add_service(spec);
 
   while (!stop_) {
-    std::vector<pollfd> fds = {{signal_fd_, POLLIN, 0}, {control_fd_, POLLIN, 0}};
-    std::vector<Child*> owners = {nullptr, nullptr};
+    announce_ready();
+    std::vector<pollfd> fds = {{signal_fd_, POLLIN, 0}, {control_fd_, POLLIN, 0}, {notify_fd_, POLLIN, 0}};
+    std::vector<Child*> owners = {nullptr, nullptr, nullptr};
     for (auto& c : children_)
       if (c->out_fd >= 0) {
         fds.push_back({c->out_fd, POLLIN, 0});
@@ -633,18 +827,21 @@ int Supervisor::run() {
         else stop_ = true;
       }
     }
+    if (fds[2].revents & POLLIN) read_notify();
+    for (size_t i = 3; i < fds.size(); ++i)
+      if (fds[i].revents) read_output(*owners[i]);
     if (fds[1].revents & POLLIN) {
       int fd = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) handle_control(fd);
     }
-    for (size_t i = 2; i < fds.size(); ++i)
-      if (fds[i].revents) read_output(*owners[i]);
     reap();
+    check_start_deadlines();
     if (!stop_) start_due();
   }
   shutdown();
   ::close(control_fd_);
   ::unlink(control_socket_path(data_dir_).c_str());
+  if (notify_fd_ >= 0) ::close(notify_fd_);
   log::info("stack stopped");
   return 0;
 }

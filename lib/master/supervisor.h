@@ -22,17 +22,21 @@ struct ListenSpec {
 };
 
 struct ServiceSpec {
-  std::string name;                 // "store", "smtpd", "imapd"
+  std::string name;                 // "store", "smtpd", "imapd", or the admin's own
   std::string program;              // executable; relative: next to mail-master
   std::vector<std::string> args;    // extra arguments
   std::vector<ListenSpec> listen;
-  bool enabled = true;
+  uint32_t processes = 1;
+  std::string user;                 // empty: the daemon drops to general.user itself
+  bool notify = true;               // ready on READY=1, not when forked
   bool is_store = false;            // started first, stopped last, waited for
   bool operator==(const ServiceSpec&) const = default;
 };
 
-// The stack's services for a configuration: the store, then each daemon with
-// the listeners its section configures. Programs that are not built are left out.
+// The stack's services for a configuration ([services.NAME] over the built-in
+// defaults): the store first, then the others by name; a built-in daemon
+// without its own `listen` gets the listeners its protocol section configures.
+// Disabled services, and built-in programs that are not installed, are left out.
 std::vector<ServiceSpec> services_for(const Config& config, const std::string& bin_dir);
 
 struct MasterOptions {

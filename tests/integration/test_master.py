@@ -54,12 +54,12 @@ listen_tls = "127.0.0.1:{imaps}"
 class Stack:
     """A mail-master running on its own ports, stopped at teardown."""
 
-    def __init__(self, datadir, tmp_path, drain=3, provision=None):
+    def __init__(self, datadir, tmp_path, drain=3, provision=None, extra=""):
         self.datadir = datadir
         self.config = str(tmp_path / "mail.toml")
         self.smtp_ports = (free_port(), free_port(), free_port())
         self.imap_ports = (free_port(), free_port())
-        write_config(self.config, datadir, self.smtp_ports, self.imap_ports)
+        write_config(self.config, datadir, self.smtp_ports, self.imap_ports, extra)
         if provision:
             provision(self.config)
         self.master = Daemon([binary("mail-master"), "--config", self.config, "--drain", str(drain)],
@@ -297,3 +297,101 @@ def test_store_crash_makes_clients_reconnect_not_crash(smtp_stack):
         client.sendmail("a@example.net", ["joe@example.test"], "Subject: after a store crash\r\n\r\nhi\r\n")
     after = {s["name"]: s["pid"] for s in control(smtp_stack.datadir, "status")["services"]}
     assert after["smtpd"] == before["smtpd"], "mail-smtpd must survive the store's death"
+
+
+def test_services_table_sets_processes_and_disables(datadir, tmp_path):
+    binary("mail-smtpd")
+    st = Stack(datadir, tmp_path, extra="[services.smtpd]\nprocesses = 2\n[services.imapd]\nenabled = false\n")
+    try:
+        status = control(datadir, "status")
+        smtpd = service(status, "smtpd")
+        assert smtpd["processes"] == 2 and len(set(smtpd["pids"])) == 2 and smtpd["state"] == "running"
+        assert "imapd" not in [s["name"] for s in status["services"]]
+        assert not port_open(st.imap_ports[0])
+        # Both processes accept on the one handed-down socket.
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", st.smtp_ports[1]), timeout=10)
+            assert smtp_reply(s)[0] == 220
+            s.close()
+        # Killing one restarts that one only.
+        os.kill(smtpd["pids"][0], signal.SIGKILL)
+        wait_for(lambda: len(service(control(datadir, "status"), "smtpd")["pids"]) == 2
+                 and smtpd["pids"][0] not in service(control(datadir, "status"), "smtpd")["pids"]
+                 and service(control(datadir, "status"), "smtpd")["state"] == "running", what="restart")
+        assert smtpd["pids"][1] in service(control(datadir, "status"), "smtpd")["pids"]
+        # Reload down to one process.
+        write_config(st.config, datadir, st.smtp_ports, st.imap_ports, "[services.imapd]\nenabled = false\n")
+        st.master.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: service(control(datadir, "status"), "smtpd")["processes"] == 1
+                 and service(control(datadir, "status"), "smtpd")["state"] == "running", what="one smtpd")
+    finally:
+        st.master.stop(timeout=30)
+
+
+# A program of the admin's own: it takes the socket the master hands down
+# (fd 3, LISTEN_FDNAMES) and reports READY=1 on NOTIFY_SOCKET like an sd_notify daemon.
+OWN_SERVICE = r"""
+import os, socket, sys, time
+time.sleep(0.3)  # not ready at once: the master must wait for READY=1
+listener = socket.socket(fileno=3)
+names = os.environ["LISTEN_FDNAMES"]
+n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+address = os.environ["NOTIFY_SOCKET"]
+n.sendto(b"READY=1", "\0" + address[1:] if address.startswith("@") else address)
+print("own service ready", flush=True)
+while True:
+    c, _ = listener.accept()
+    c.sendall(f"{names} {os.environ['MAIL_DATA_DIR']} {' '.join(sys.argv[1:])}\n".encode())
+    c.close()
+"""
+
+
+def test_own_service_gets_sockets_environment_and_readiness(datadir, tmp_path):
+    script = tmp_path / "own.py"
+    script.write_text(OWN_SERVICE)
+    port = free_port()
+    st = Stack(datadir, tmp_path, extra=f'[services.hello]\nprogram = "/usr/bin/python3"\n'
+                                        f'args = ["{script}", "--greeting", "hi"]\nlisten = ["greet=127.0.0.1:{port}"]\n')
+    try:
+        hello = service(control(datadir, "status"), "hello")
+        assert hello["state"] == "running" and hello["listen"] == [f"greet=127.0.0.1:{port}"]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            assert s.makefile().readline().split() == ["greet", datadir, "--greeting", "hi"]
+        assert "own service ready" in st.master.log_text()
+    finally:
+        st.master.stop(timeout=30)
+
+
+# The store's program: waits for the test's go-ahead, then becomes the real
+# mail-stored (same pid, so its READY=1 is the store's).
+SLOW_STORE = r"""
+import os, sys, time
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.02)
+os.execv(sys.argv[1], [sys.argv[1], "--data-dir", os.environ["MAIL_DATA_DIR"]])
+"""
+
+
+def test_control_socket_answers_while_the_store_starts(datadir, tmp_path):
+    stored = binary("mail-stored")
+    binary("mail-smtpd")
+    script = tmp_path / "slow_store.py"
+    script.write_text(SLOW_STORE)
+    go = tmp_path / "go"
+    config = str(tmp_path / "mail.toml")
+    write_config(config, datadir, (free_port(), free_port(), free_port()), (free_port(), free_port()),
+                 extra=f'[services.store]\nprogram = "/usr/bin/python3"\nargs = ["{script}", "{stored}", "{go}"]\n')
+    master = Daemon([binary("mail-master"), "--config", config], log_path=str(tmp_path / "master.log"))
+    try:
+        wait_for(lambda: unix_socket_open(os.path.join(datadir, "master.sock")), what="control socket")
+        # The master serves its control socket while the store is not ready,
+        # and holds the other daemons back until it is.
+        status = control(datadir, "status")
+        assert service(status, "store")["state"] == "starting"
+        assert service(status, "smtpd")["state"] == "waiting" and service(status, "smtpd")["pid"] == 0
+        go.write_text("")
+        wait_for(lambda: all(s["state"] == "running" for s in control(datadir, "status")["services"]),
+                 what="the stack running once the store is ready")
+        assert "stack started in" in master.log_text()
+    finally:
+        master.stop(timeout=30)
