@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   restore->add_option("--mailbox", restore_mailbox, "only this mailbox of --account");
   restore->add_option("--as", restore_as, "under this name: an account address, or with --mailbox a mailbox name");
   unsigned restore_jobs = 8;
-  restore->add_option("-j,--jobs", restore_jobs, "concurrent deliveries (default 8; 1 keeps the order of UIDs)")
+  restore->add_option("-j,--jobs", restore_jobs, "messages stored at once (default 8); a whole-store restore keeps UIDs, for --account 1 keeps their order")
       ->check(CLI::Range(1u, 64u));
   unsigned keep_daily = 0, keep_weekly = 0, keep_monthly = 0;
   bool dry_run = false;

@@ -325,6 +325,7 @@ struct StatsResp {
   uint64_t queued = 0;
   std::string backend;
   MAIL_FIELDS(format_version, domains, accounts, messages, contents, content_bytes, queued, backend)
+// ---- restore (mail-backup): a store rebuilt with its UIDs ------------------------
 };
 
 // X(opcode, method, Request, Response)

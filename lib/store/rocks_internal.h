@@ -218,6 +218,10 @@ Result<AccountRecord> account_by_address(Txn& txn, const std::string& address);
 ModSeq bump_account_modseq(AccountRecord& account);
 Status release_content(Txn& txn, ContentId id);
 Status add_content_ref(Txn& txn, ContentId id);
+// Stores new content (compressed) with its meta and counts it.
+void put_content(Txn& txn, const ContentMeta& meta, std::string_view stored);
+// Adds a message entry at entry.uid (UIDNEXT moves past it): counters, usage, modseq index.
+void put_message(Txn& txn, MailboxInfo& mailbox, AccountRecord& account, MessageEntry& entry, ModSeq modseq);
 // Removes one message from a mailbox: entry, counters, modseq tombstone, usage, content ref.
 Status expunge_message(Txn& txn, MailboxInfo& mailbox, AccountRecord& account,
                        const MessageEntry& entry, ModSeq modseq, bool keep_tombstone);

@@ -17,9 +17,16 @@ Result<MailboxInfo> mailbox_by_id(Txn& txn, MailboxId id) {
   return txn.need<MailboxInfo>(key::mailbox(id), "no such mailbox id " + std::to_string(id));
 }
 
-// Adds a message entry to a mailbox, keeping its counters and modseq index.
+// Adds a message entry at the next UID.
 void add_message(Txn& txn, MailboxInfo& mailbox, AccountRecord& account, MessageEntry& entry, ModSeq modseq) {
-  entry.uid = mailbox.uidnext++;
+  entry.uid = mailbox.uidnext;
+  put_message(txn, mailbox, account, entry, modseq);
+}
+
+}  // namespace
+
+void put_message(Txn& txn, MailboxInfo& mailbox, AccountRecord& account, MessageEntry& entry, ModSeq modseq) {
+  mailbox.uidnext = std::max(mailbox.uidnext, entry.uid + 1);
   entry.modseq = modseq;
   mailbox.highest_modseq = modseq;
   mailbox.messages++;
@@ -32,6 +39,8 @@ void add_message(Txn& txn, MailboxInfo& mailbox, AccountRecord& account, Message
   txn.put_record(key::modseq(mailbox.id, modseq, entry.uid), ModseqRecord{entry.uid, false});
   txn.add_counter("messages", 1);
 }
+
+namespace {
 
 Status check_quota(const AccountRecord& account, uint64_t bytes, uint64_t messages) {
   const Quota& q = account.info.quota;
@@ -48,6 +57,13 @@ void sort_unique(std::vector<std::string>& v) {
 }
 
 }  // namespace
+
+void put_content(Txn& txn, const ContentMeta& meta, std::string_view stored) {
+  txn.put_content(meta.id, stored);
+  txn.put_record(key::content_meta(meta.id), meta);
+  txn.add_counter("contents", 1);
+  txn.add_counter("content_bytes", static_cast<int64_t>(meta.size));
+}
 
 Status add_content_ref(Txn& txn, ContentId id) {
   MAIL_ASSIGN_OR_RETURN(ContentMeta meta,
@@ -151,10 +167,7 @@ Result<DeliverResp> RocksStore::deliver(const DeliverReq& req) {
       ++refs;
     }
     if (refs) {
-      txn.put_content(content, stored);
-      txn.put_record(key::content_meta(content), ContentMeta{content, size, refs, req.summary});
-      txn.add_counter("contents", 1);
-      txn.add_counter("content_bytes", static_cast<int64_t>(size));
+      put_content(txn, ContentMeta{content, size, refs, req.summary}, stored);
       resp.content = content;
     }
     return resp;

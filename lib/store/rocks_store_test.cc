@@ -303,5 +303,69 @@ TEST_F(RocksStoreTest, ConcurrentWritersAndSubscription) {
   EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return appended == kThreads * kEach; }));
 }
 
+TEST_F(RocksStoreTest, RestoreKeepsUidsAndSharesContent) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  auto inbox = mailbox(joe.id, "INBOX");
+  auto sent = mailbox(joe.id, "Sent");
+  auto restored = store_->mailbox_restore({inbox.id, 4000000000u, 10, 500});
+  ASSERT_TRUE(restored.is_ok()) << restored.status().to_string();
+  EXPECT_EQ(restored->uidvalidity, 4000000000u);
+  EXPECT_EQ(restored->uidnext, 10u);
+  EXPECT_GT(restored->highest_modseq, 500u);
+
+  // Out of order (as concurrent restore jobs commit), one content shared by two mailboxes.
+  MessageInsertReq req;
+  req.mailbox = inbox.id;
+  req.uid = 7;
+  req.flags = flag::seen;
+  req.keywords = {"b", "a", "b"};
+  req.internal_date = 1000;
+  req.bytes = "Subject: x\r\n\r\nbody\r\n";
+  auto first = store_->message_insert(req);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  req.uid = 3;
+  auto second = store_->message_insert(req);
+  ASSERT_TRUE(second.is_ok());
+  EXPECT_EQ(store_->message_insert(req).code(), Code::exists);
+  MessageInsertReq copy;
+  copy.mailbox = sent.id;
+  copy.uid = 42;
+  copy.content = first->content;
+  auto shared = store_->message_insert(copy);
+  ASSERT_TRUE(shared.is_ok()) << shared.status().to_string();
+  EXPECT_EQ(shared->content, first->content);
+  copy.content = 999999;
+  copy.uid = 43;
+  EXPECT_EQ(store_->message_insert(copy).code(), Code::not_found);
+
+  auto list = store_->message_list({inbox.id});
+  ASSERT_TRUE(list.is_ok());
+  ASSERT_EQ(list->messages.size(), 2u);
+  EXPECT_EQ(list->messages[0].uid, 3u);
+  EXPECT_EQ(list->messages[1].uid, 7u);
+  EXPECT_EQ(list->messages[1].keywords, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(list->messages[1].internal_date, 1000);
+  EXPECT_EQ(list->messages[1].size, req.bytes.size());
+  EXPECT_EQ(list->mailbox.uidnext, 10u);
+  EXPECT_EQ(list->mailbox.uidvalidity, 4000000000u);
+  EXPECT_EQ(list->mailbox.messages, 2u);
+  EXPECT_EQ(list->mailbox.unseen, 0u);
+  auto meta = store_->content_meta({{first->content}});
+  ASSERT_TRUE(meta.is_ok());
+  EXPECT_EQ(meta->metas[0].refs, 2u);
+  EXPECT_EQ(mailbox(joe.id, "Sent").uidnext, 43u);
+
+  // A mailbox with messages keeps its UIDVALIDITY; new mailboxes get a later one.
+  EXPECT_EQ(store_->mailbox_restore({inbox.id, 5, 1, 0}).code(), Code::invalid);
+  auto later = store_->mailbox_create({joe.id, "Later", SpecialUse::none});
+  ASSERT_TRUE(later.is_ok());
+  EXPECT_GT(later->uidvalidity, 4000000000u);
+  // Expunging both references frees the content.
+  ASSERT_TRUE(store_->expunge({inbox.id, {7}}).is_ok());
+  ASSERT_TRUE(store_->expunge({sent.id, {42}}).is_ok());
+  EXPECT_EQ(store_->content_get({first->content}).code(), Code::not_found);
+}
+
 }  // namespace
 }  // namespace mail::store

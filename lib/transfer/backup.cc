@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -716,10 +717,20 @@ struct RestoreState {
   struct Box {
     store::MailboxId id = 0;        // in the target store
     store::AccountId account = 0;   // in the target store
-    std::unordered_map<store::Uid, store::Uid> uids;  // old -> new
+    std::unordered_map<store::Uid, store::Uid> uids;  // old -> new (a whole-store restore keeps UIDs: unused)
   };
   std::unordered_map<store::MailboxId, Box> boxes;  // old -> new
   std::unordered_map<store::AccountId, std::string> account_names;  // old id -> old address
+  // A whole-store restore stores each content once, as the source did: old id -> new id.
+  std::unordered_map<store::ContentId, store::ContentId> contents;
+  std::unordered_set<store::ContentId> pending_contents;  // old ids of contents in `pending`
+
+  // The UID of a backed-up message in the target store (0: not there).
+  store::Uid uid_of(Box& box, store::Uid old) {
+    if (everything) return old;
+    auto it = box.uids.find(old);
+    return it == box.uids.end() ? 0 : it->second;
+  }
 
   Status ensure_domain(const std::string& address) {
     auto at = address.rfind('@');
@@ -732,12 +743,14 @@ struct RestoreState {
   struct Pending {
     Box* box = nullptr;  // stable: map nodes do not move, and no mailbox goes while messages are pending
     store::Uid old_uid = 0;
-    store::DeliverReq req;
+    store::ContentId old_content = 0;
+    store::DeliverReq req;      // into another store's mailboxes: new UIDs
+    store::MessageInsertReq insert;  // whole store (`everything`): UIDs and shared content kept
   };
   std::vector<Pending> pending;
   size_t pending_bytes = 0;
 
-  // Delivers the pending messages with options.jobs threads, then maps their
+  // Stores the pending messages with options.jobs threads, then maps their
   // UIDs in backup order.
   Status flush() {
     if (pending.empty()) return Status::ok();
@@ -745,6 +758,10 @@ struct RestoreState {
     std::atomic<size_t> next{0};
     auto work = [&] {
       for (size_t i; (i = next++) < pending.size();) {
+        if (everything) {
+          results[i] = insert(pending[i].insert);
+          continue;
+        }
         pending[i].req.summary = mime::summarize(pending[i].req.content);
         results[i] = store.deliver(pending[i].req);
         pending[i].req.content = std::string();
@@ -766,10 +783,12 @@ struct RestoreState {
         if (first.is_ok()) first = st;
         continue;
       }
-      pending[i].box->uids[pending[i].old_uid] = r->results[0].uid;
+      if (everything) contents.emplace(pending[i].old_content, r->content);
+      else pending[i].box->uids[pending[i].old_uid] = r->results[0].uid;
       ++stats.messages;
     }
     pending.clear();
+    pending_contents.clear();
     pending_bytes = 0;
     if (options.progress) options.progress(stats.messages);
     return first;
@@ -831,6 +850,7 @@ struct RestoreState {
               for (const auto& m : all->mailboxes)
                 if (m.id == known->second.id) (void)store.mailbox_rename({acc->second, m.name, name});
           }
+          if (everything) MAIL_TRY(restore_state(known->second.id, box));
           return Status::ok();
         }
         auto got = store.mailbox_get({acc->second, name});
@@ -840,6 +860,7 @@ struct RestoreState {
         }
         if (!got) return error(got.code(), "mailbox " + name + ": " + got.status().message());
         if (box.subscribed && !got->subscribed) (void)store.mailbox_subscribe({acc->second, name, true});
+        if (everything) MAIL_TRY(restore_state(got->id, box));
         boxes[box.id].id = got->id;
         boxes[box.id].account = acc->second;
         return Status::ok();
@@ -851,15 +872,32 @@ struct RestoreState {
         if (box == boxes.end()) return Status::ok();
         if (!m.has_content) {
           MAIL_TRY(flush());
-          auto uid = box->second.uids.find(m.entry.uid);
-          if (uid == box->second.uids.end()) return Status::ok();
-          store::FlagsUpdateReq req{box->second.id, {uid->second}, store::FlagMode::set, m.entry.flags, m.entry.keywords};
+          store::Uid uid = uid_of(box->second, m.entry.uid);
+          if (!uid) return Status::ok();
+          store::FlagsUpdateReq req{box->second.id, {uid}, store::FlagMode::set, m.entry.flags, m.entry.keywords};
           auto r = store.flags_update(req);
           if (!r && r.code() != Code::not_found) return r.status();
           ++stats.flag_updates;
           return Status::ok();
         }
         // Delivered in batches, several at once (the store commits them together).
+        if (everything) {
+          // A second copy of a content waits for the first to be stored, then shares it.
+          if (pending_contents.count(m.entry.content)) MAIL_TRY(flush());
+          store::MessageInsertReq in{box->second.id, m.entry.uid, m.entry.flags, m.entry.keywords,
+                                     m.entry.internal_date};
+          auto known = contents.find(m.entry.content);
+          if (known != contents.end()) {
+            in.content = known->second;
+          } else {
+            in.bytes = std::move(m.content);
+            pending_contents.insert(m.entry.content);
+          }
+          pending_bytes += in.bytes.size();
+          pending.push_back(Pending{&box->second, m.entry.uid, m.entry.content, {}, std::move(in)});
+          if (pending.size() >= 256 || pending_bytes >= (8u << 20)) return flush();
+          return Status::ok();
+        }
         Pending p;
         p.box = &box->second;
         p.old_uid = m.entry.uid;
@@ -884,11 +922,8 @@ struct RestoreState {
         if (box == boxes.end()) return Status::ok();
         std::vector<store::Uid> uids;
         for (auto u : v.uids) {
-          auto it = box->second.uids.find(u);
-          if (it != box->second.uids.end()) {
-            uids.push_back(it->second);
-            box->second.uids.erase(it);
-          }
+          if (store::Uid uid = uid_of(box->second, u)) uids.push_back(uid);
+          box->second.uids.erase(u);
         }
         if (uids.empty()) return Status::ok();
         auto r = store.expunge({box->second.id, uids});
@@ -908,6 +943,27 @@ struct RestoreState {
       }
     }
     return Status::ok();  // unknown record types are from a newer writer: skipped
+  }
+
+  // The mailbox's UIDVALIDITY, UIDNEXT and modseq as backed up.
+  Status restore_state(store::MailboxId id, const store::MailboxInfo& box) {
+    auto r = store.mailbox_restore({id, box.uidvalidity, box.uidnext, box.highest_modseq});
+    if (!r) return error(r.code(), "mailbox " + box.name + ": " + r.status().message());
+    return Status::ok();
+  }
+
+  // One message under its old UID; the answer in deliver's shape so flush() treats both alike.
+  Result<store::DeliverResp> insert(store::MessageInsertReq& req) {
+    if (!req.content) req.summary = mime::summarize(req.bytes);
+    auto r = store.message_insert(req);
+    req.bytes = std::string();
+    if (!r) return r.status();
+    store::DeliverResp resp;
+    resp.content = r->content;
+    store::DeliveryResult result;
+    result.uid = req.uid;
+    resp.results.push_back(result);
+    return resp;
   }
 
 };

@@ -87,7 +87,7 @@ struct RestoreOptions {
   std::string account;   // only this account ("" = everything: needs an empty store)
   std::string mailbox;   // only this mailbox of `account`
   std::string as;        // restore under this name (account address, or mailbox name with --mailbox)
-  unsigned jobs = 8;     // concurrent deliveries (1 keeps the backup's order of UIDs)
+  unsigned jobs = 8;     // messages stored at once (a whole-store restore keeps UIDs; else 1 keeps their order)
   std::function<void(uint64_t messages)> progress;
 };
 struct RestoreStats {

@@ -73,6 +73,22 @@ class Backup : public ::testing::Test {
     }
     return out;
   }
+  // mailbox -> (UIDVALIDITY, UIDNEXT, [(uid, flags, keywords)]): what IMAP clients cache.
+  using UidSnapshot = std::map<std::string, std::tuple<uint32_t, store::Uid, std::vector<std::tuple<store::Uid, uint32_t, std::vector<std::string>>>>>;
+  UidSnapshot uids(store::Store& s, const std::string& address) {
+    UidSnapshot out;
+    auto a = s.account_get({address});
+    auto boxes = s.mailbox_list({a->id});
+    for (const auto& m : boxes->mailboxes) {
+      auto list = s.message_list({m.id});
+      if (!list) continue;
+      auto& [validity, next, v] = out[m.name];
+      validity = m.uidvalidity;
+      next = m.uidnext;
+      for (const auto& e : list->messages) v.emplace_back(e.uid, e.flags, e.keywords);
+    }
+    return out;
+  }
   BackupInfo create(bool incremental) {
     BackupCreateOptions o;
     o.key = key_;
@@ -124,6 +140,7 @@ TEST_F(Backup, IncrementalChainRestoresLikeTheSource) {
   ASSERT_TRUE(stats.is_ok()) << stats.status().to_string();
   EXPECT_EQ(stats->backups, 3u);
   EXPECT_EQ(snapshot(*target, "user@example.test"), want);
+  EXPECT_EQ(uids(*target, "user@example.test"), uids(*store_, "user@example.test"));
   // Credentials and quota came back too.
   auto auth = target->account_auth({"user@example.test"});
   ASSERT_TRUE(auth.is_ok());
@@ -240,6 +257,42 @@ TEST(BackupPrune, KeepsRetainedBackupsAndTheirChains) {
   ids.clear();
   for (const auto& b : gone) ids.push_back(b.id);
   EXPECT_EQ(ids, (std::vector<std::string>{"a-full", "b-incr", "c-incr"}));
+}
+
+TEST_F(Backup, WholeStoreRestoreKeepsUidsAndStoresEachContentOnce) {
+  for (int i = 0; i < 40; ++i)
+    deliver("INBOX", "Subject: " + std::to_string(i) + "\r\n\r\n" + std::string(300 + i, 'x') + "\r\n",
+            i % 3 ? 0u : store::flag::seen);
+  store::MailboxId inbox = box(*store_, "user@example.test", "INBOX");
+  store::MailboxId archive = box(*store_, "user@example.test", "Archive");
+  // Copies share their content; expunges leave gaps and UIDNEXT above the last UID.
+  ASSERT_TRUE(store_->copy({inbox, {2, 5, 7, 40}, archive, false}).is_ok());
+  ASSERT_TRUE(store_->expunge({inbox, {3, 39, 40}}).is_ok());
+  ASSERT_TRUE(store_->flags_update({archive, {1}, store::FlagMode::add, 0, {"$Work"}}).is_ok());
+  auto full = create(false);
+  auto src = store_->stats({});
+  ASSERT_TRUE(src.is_ok());
+
+  for (unsigned jobs : {1u, 8u}) {
+    auto target = open("restored" + std::to_string(jobs));
+    RestoreOptions o{key_};
+    o.jobs = jobs;
+    ASSERT_TRUE(backup_restore(*target, full.path, o).is_ok());
+    EXPECT_EQ(uids(*target, "user@example.test"), uids(*store_, "user@example.test")) << "jobs " << jobs;
+    EXPECT_EQ(snapshot(*target, "user@example.test"), snapshot(*store_, "user@example.test"));
+    auto got = target->stats({});
+    ASSERT_TRUE(got.is_ok());
+    EXPECT_EQ(got->messages, src->messages);
+    EXPECT_EQ(got->contents, src->contents);
+    EXPECT_EQ(got->content_bytes, src->content_bytes);
+    // HIGHESTMODSEQ never goes back, and new mailboxes get a new UIDVALIDITY.
+    auto a = target->account_get({"user@example.test"});
+    auto restored_inbox = target->mailbox_get({a->id, "INBOX"});
+    EXPECT_GT(restored_inbox->highest_modseq, store_->mailbox_get({account_.id, "INBOX"})->highest_modseq);
+    auto fresh = target->mailbox_create({a->id, "Fresh"});
+    ASSERT_TRUE(fresh.is_ok());
+    EXPECT_GT(fresh->uidvalidity, restored_inbox->uidvalidity);
+  }
 }
 
 }  // namespace
