@@ -325,7 +325,36 @@ struct StatsResp {
   uint64_t queued = 0;
   std::string backend;
   MAIL_FIELDS(format_version, domains, accounts, messages, contents, content_bytes, queued, backend)
+};
+
 // ---- restore (mail-backup): a store rebuilt with its UIDs ------------------------
+// Gives a mailbox the UIDVALIDITY and UIDNEXT it had, so IMAP clients keep their
+// caches. UIDVALIDITY changes only while the mailbox is empty; UIDNEXT and the
+// account's modseq only grow (later modseqs stay above what clients have seen).
+struct MailboxRestoreReq {
+  MailboxId mailbox = 0;
+  uint32_t uidvalidity = 0;
+  Uid uidnext = 1;
+  ModSeq highest_modseq = 0;
+  MAIL_FIELDS(mailbox, uidvalidity, uidnext, highest_modseq)
+};
+// Adds one message under a given UID (not in use in the mailbox; UIDNEXT moves
+// past it), with new content or one more reference to stored content.
+struct MessageInsertReq {
+  MailboxId mailbox = 0;
+  Uid uid = 0;
+  uint32_t flags = 0;
+  std::vector<std::string> keywords;
+  UnixTime internal_date = 0;
+  ContentId content = 0;  // non-zero: share this stored content; else `bytes` is stored
+  std::string bytes;
+  std::string summary;
+  MAIL_FIELDS(mailbox, uid, flags, keywords, internal_date, content, bytes, summary)
+};
+struct MessageInsertResp {
+  ContentId content = 0;
+  ModSeq modseq = 0;
+  MAIL_FIELDS(content, modseq)
 };
 
 // X(opcode, method, Request, Response)
@@ -366,6 +395,8 @@ struct StatsResp {
   X(61, queue_get, QueueRef, QueueEntry)                         \
   X(62, queue_update, QueueUpdateReq, Empty)                     \
   X(63, queue_delete, QueueRef, Empty)                           \
+  X(80, mailbox_restore, MailboxRestoreReq, MailboxInfo)         \
+  X(81, message_insert, MessageInsertReq, MessageInsertResp)     \
   X(70, stats, Empty, StatsResp)
 
 }  // namespace mail::store
