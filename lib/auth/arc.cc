@@ -3,6 +3,7 @@
 #include <ctime>
 #include <map>
 
+#include "auth/auth_results.h"
 #include "auth/dkim_internal.h"
 #include "auth/tag_list.h"
 #include "base/base64.h"
@@ -18,12 +19,6 @@ struct ArcSet {
   const HeaderField* signature = nullptr;
   const HeaderField* results = nullptr;
 };
-
-std::string_view field_value(const HeaderField& f) {
-  std::string_view v = f.raw.substr(f.raw.find(':') + 1);
-  if (v.size() >= 2 && v.substr(v.size() - 2) == "\r\n") v.remove_suffix(2);
-  return v;
-}
 
 bool parse_instance(std::string_view digits, int& out) {
   if (digits.empty() || digits.size() > 3 || digits[0] == '0') return false;
@@ -74,9 +69,9 @@ ArcResult arc_validate(const MailMessage& msg, Resolver& resolver, const DkimVer
     if (!seal && !sig && !aar) continue;
     int i = 0;
     if (aar) {
-      if (!aar_instance(field_value(h), i)) return failed(r, "ARC-Authentication-Results without a valid i=");
+      if (!aar_instance(header_value(h), i)) return failed(r, "ARC-Authentication-Results without a valid i=");
     } else {
-      auto tags = parse_tag_list(field_value(h));
+      auto tags = parse_tag_list(header_value(h));
       if (!tags) return failed(r, std::string(h.name) + ": " + tags.status().message());
       const Tag* t = tags->find("i");
       if (!t || !parse_instance(t->value, i)) return failed(r, std::string(h.name) + " without a valid i=");
@@ -101,7 +96,7 @@ ArcResult arc_validate(const MailMessage& msg, Resolver& resolver, const DkimVer
   // already marked failed stays failed.
   std::map<int, TagList> seal_tags;
   for (int i = n; i >= 1; --i) {
-    auto tags = parse_tag_list(field_value(*sets[i].seal));
+    auto tags = parse_tag_list(header_value(*sets[i].seal));
     const Tag* cv = tags->find("cv");
     if (!cv) return failed(r, "ARC-Seal " + std::to_string(i) + " without cv=");
     std::string v(cv->value);
@@ -145,7 +140,7 @@ ArcResult arc_validate(const MailMessage& msg, Resolver& resolver, const DkimVer
       if (j < i) canon_header(*sets[j].seal, Canon::relaxed, data);
     }
     const HeaderField& own = *sets[i].seal;
-    std::string_view value = field_value(own);
+    std::string_view value = header_value(own);
     const Tag* bt = tags.find("b");
     std::string blanked(own.raw.substr(0, own.raw.find(':') + 1));
     blanked.append(value.substr(0, bt->value_start));
@@ -176,36 +171,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The ';'-separated parts of an Authentication-Results value, outside
-// comments and quoted strings, trimmed; the first is the authserv-id.
-std::vector<std::string> ar_parts(std::string_view v) {
-  std::vector<std::string> out;
-  std::string cur;
-  int comment = 0;
-  bool quoted = false;
-  for (size_t i = 0; i < v.size(); ++i) {
-    char c = v[i];
-    if (quoted) {
-      if (c == '\\' && i + 1 < v.size()) cur.push_back(v[i++]);
-      else if (c == '"') quoted = false;
-    } else if (comment) {
-      if (c == '(') ++comment;
-      else if (c == ')') --comment;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == '(') {
-      comment = 1;
-    } else if (c == ';') {
-      out.push_back(trim(cur));
-      cur.clear();
-      continue;
-    }
-    cur.push_back(c);
-  }
-  out.push_back(trim(cur));
-  return out;
-}
-
 // Unfolds and squeezes whitespace, for one result on its own line.
 std::string one_line(std::string_view s) {
   std::string out;
@@ -231,7 +196,7 @@ Result<std::string> arc_seal(const MailMessage& msg, const DkimKey& key, const A
   std::string cv;
   for (const auto& h : msg.headers()) {
     if (!header_name_equal(h.name, "Authentication-Results")) continue;
-    auto parts = ar_parts(field_value(h));
+    auto parts = ar_parts(header_value(h));
     if (parts.empty() || lower(parts[0]) != lower(options.authserv_id)) continue;
     for (size_t i = 1; i < parts.size(); ++i) {
       if (parts[i].empty()) continue;
@@ -253,9 +218,9 @@ Result<std::string> arc_seal(const MailMessage& msg, const DkimKey& key, const A
     if (!seal && !sig && !aar) continue;
     int i = 0;
     if (aar) {
-      if (!aar_instance(field_value(h), i)) continue;
+      if (!aar_instance(header_value(h), i)) continue;
     } else {
-      auto tags = parse_tag_list(field_value(h));
+      auto tags = parse_tag_list(header_value(h));
       const Tag* t = tags ? tags->find("i") : nullptr;
       if (!t || !parse_instance(t->value, i)) continue;
     }
@@ -265,7 +230,7 @@ Result<std::string> arc_seal(const MailMessage& msg, const DkimKey& key, const A
   int instance = sets.empty() ? 1 : sets.rbegin()->first + 1;
   // A chain a sealer already marked failed gets no further sets (RFC 8617 5.1.1).
   if (!sets.empty() && sets.rbegin()->second.seal) {
-    auto tags = parse_tag_list(field_value(*sets.rbegin()->second.seal));
+    auto tags = parse_tag_list(header_value(*sets.rbegin()->second.seal));
     const Tag* last_cv = tags ? tags->find("cv") : nullptr;
     if (last_cv && lower(std::string(last_cv->value)) == "fail") return std::string();
   }

@@ -175,14 +175,6 @@ DmarcResult dmarc_check(std::string_view from_domain, const DmarcAuth& auth, Res
     if (strict) return d == r.from_domain;
     return psl.organizational_domain(d) == org;
   };
-  for (const auto& d : auth.dkim_pass_domains) r.dkim_aligned = r.dkim_aligned || aligned(d, rec.strict_dkim);
-  r.spf_aligned = auth.spf_pass && aligned(auth.spf_domain, rec.strict_spf);
-  if (r.dkim_aligned || r.spf_aligned) {
-    r.status = DmarcStatus::pass;
-    return r;
-  }
-  r.status = DmarcStatus::fail;
-
   // The policy: p at the policy domain itself; sp (else p) for a subdomain
   // whose record was found at the organizational domain; np (else sp, else p)
   // when that subdomain does not exist (RFC 9091).
@@ -198,6 +190,14 @@ DmarcResult dmarc_check(std::string_view from_domain, const DmarcAuth& auth, Res
       if (!exists) r.policy = *rec.np;
     }
   }
+  for (const auto& d : auth.dkim_pass_domains) r.dkim_aligned = r.dkim_aligned || aligned(d, rec.strict_dkim);
+  r.spf_aligned = auth.spf_pass && aligned(auth.spf_domain, rec.strict_spf);
+  if (r.dkim_aligned || r.spf_aligned) {
+    r.status = DmarcStatus::pass;
+    return r;
+  }
+  r.status = DmarcStatus::fail;
+
   r.disposition = options.sample < rec.pct ? r.policy : DmarcPolicy::none;
   // pct below 100 steps a rejection down to quarantine, not to nothing (RFC 7489 6.6.4).
   if (r.disposition == DmarcPolicy::none && r.policy == DmarcPolicy::reject) r.disposition = DmarcPolicy::quarantine;

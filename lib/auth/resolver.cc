@@ -3,8 +3,13 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
+#include <poll.h>
+
+#include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 namespace mail::auth {
 
@@ -164,81 +169,145 @@ bool wire_name(const unsigned char* p, size_t len, size_t& pos, std::string& out
   return false;
 }
 
+// The records of a libunbound answer as text (see Resolver::lookup).
+Result<std::vector<std::string>> answer_records(const ub_result* result, DnsType type, const std::string& qname) {
+  if (result->rcode == 3) return error(Code::not_found, "no such domain: " + qname);
+  if (result->rcode != 0) {
+    return error(Code::temporary, "DNS server failure (rcode " + std::to_string(result->rcode) + ") for " + qname);
+  }
+  std::vector<std::string> out;
+  if (!result->havedata) return out;
+  for (int i = 0; result->data[i]; ++i) {
+    const auto* p = reinterpret_cast<const unsigned char*>(result->data[i]);
+    size_t len = static_cast<size_t>(result->len[i]);
+    std::string text;
+    switch (type) {
+      case DnsType::txt: {
+        size_t pos = 0;
+        while (pos < len) {
+          size_t n = p[pos++];
+          if (pos + n > len) break;
+          text.append(reinterpret_cast<const char*>(p + pos), n);
+          pos += n;
+        }
+        break;
+      }
+      case DnsType::a:
+      case DnsType::aaaa: {
+        char buf[INET6_ADDRSTRLEN];
+        int family = type == DnsType::a ? AF_INET : AF_INET6;
+        if (len != (type == DnsType::a ? 4u : 16u) || !inet_ntop(family, p, buf, sizeof buf)) continue;
+        text = buf;
+        break;
+      }
+      case DnsType::mx: {
+        if (len < 3) continue;
+        unsigned pref = (p[0] << 8) | p[1];
+        size_t pos = 2;
+        std::string host;
+        if (!wire_name(p, len, pos, host)) continue;
+        text = std::to_string(pref) + " " + host;
+        break;
+      }
+      case DnsType::ptr: {
+        size_t pos = 0;
+        if (!wire_name(p, len, pos, text)) continue;
+        break;
+      }
+    }
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
+int rr_type(DnsType type) {
+  switch (type) {
+    case DnsType::a: return 1;
+    case DnsType::aaaa: return 28;
+    case DnsType::mx: return 15;
+    case DnsType::txt: return 16;
+    case DnsType::ptr: return 12;
+  }
+  return 0;
+}
+
+// One ub_ctx for the process (its cache is shared by every caller). Queries
+// are asynchronous: a thread of ours runs ub_process() and hands each answer
+// to the caller waiting for it, so concurrent lookups do not queue behind each
+// other and a caller stops waiting at its deadline (the query is cancelled).
 class UnboundResolver : public Resolver {
  public:
-  explicit UnboundResolver(ub_ctx* ctx) : ctx_(ctx) {}
-  ~UnboundResolver() override { ub_ctx_delete(ctx_); }
+  explicit UnboundResolver(ub_ctx* ctx) : ctx_(ctx), thread_([this] { serve(); }) {}
+  ~UnboundResolver() override {
+    stop_ = true;
+    thread_.join();
+    ub_ctx_delete(ctx_);
+  }
 
   Result<std::vector<std::string>> lookup(std::string_view name, DnsType type) override {
-    int rrtype = 0;
-    switch (type) {
-      case DnsType::a: rrtype = 1; break;
-      case DnsType::aaaa: rrtype = 28; break;
-      case DnsType::mx: rrtype = 15; break;
-      case DnsType::txt: rrtype = 16; break;
-      case DnsType::ptr: rrtype = 12; break;
-    }
+    return lookup_until(name, type, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  }
+
+  Result<std::vector<std::string>> lookup_until(std::string_view name, DnsType type,
+                                                std::chrono::steady_clock::time_point deadline) override {
     std::string qname(name);
-    ub_result* result = nullptr;
-    int err;
-    {
-      std::lock_guard lock(mu_);
-      err = ub_resolve(ctx_, qname.c_str(), rrtype, 1, &result);
+    auto pending = std::make_shared<Pending>();
+    // The callback owns one reference until it runs (or the query is cancelled).
+    auto* box = new std::shared_ptr<Pending>(pending);
+    int id = 0;
+    int err = ub_resolve_async(ctx_, qname.c_str(), rr_type(type), 1, box, &UnboundResolver::done, &id);
+    if (err != 0) {
+      delete box;
+      return error(Code::temporary, std::string("DNS: ") + ub_strerror(err));
     }
-    if (err != 0) return error(Code::temporary, std::string("DNS: ") + ub_strerror(err));
-    std::unique_ptr<ub_result, void (*)(ub_result*)> guard(result, ub_resolve_free);
-    if (result->rcode == 3) return error(Code::not_found, "no such domain: " + qname);
-    if (result->rcode != 0) {
-      return error(Code::temporary, "DNS server failure (rcode " + std::to_string(result->rcode) + ") for " + qname);
+    std::unique_lock lock(pending->mu);
+    if (!pending->cv.wait_until(lock, deadline, [&] { return pending->finished; })) {
+      lock.unlock();
+      // Cancelled before the answer came: the callback will never run.
+      if (ub_cancel(ctx_, id) == 0) delete box;
+      return error(Code::temporary, "DNS timeout for " + qname);
     }
-    std::vector<std::string> out;
-    if (!result->havedata) return out;
-    for (int i = 0; result->data[i]; ++i) {
-      const auto* p = reinterpret_cast<const unsigned char*>(result->data[i]);
-      size_t len = static_cast<size_t>(result->len[i]);
-      std::string text;
-      switch (type) {
-        case DnsType::txt: {
-          size_t pos = 0;
-          while (pos < len) {
-            size_t n = p[pos++];
-            if (pos + n > len) break;
-            text.append(reinterpret_cast<const char*>(p + pos), n);
-            pos += n;
-          }
-          break;
-        }
-        case DnsType::a:
-        case DnsType::aaaa: {
-          char buf[INET6_ADDRSTRLEN];
-          int family = type == DnsType::a ? AF_INET : AF_INET6;
-          if (len != (type == DnsType::a ? 4u : 16u) || !inet_ntop(family, p, buf, sizeof buf)) continue;
-          text = buf;
-          break;
-        }
-        case DnsType::mx: {
-          if (len < 3) continue;
-          unsigned pref = (p[0] << 8) | p[1];
-          size_t pos = 2;
-          std::string host;
-          if (!wire_name(p, len, pos, host)) continue;
-          text = std::to_string(pref) + " " + host;
-          break;
-        }
-        case DnsType::ptr: {
-          size_t pos = 0;
-          if (!wire_name(p, len, pos, text)) continue;
-          break;
-        }
-      }
-      out.push_back(std::move(text));
-    }
-    return out;
+    if (pending->err != 0) return error(Code::temporary, std::string("DNS: ") + ub_strerror(pending->err));
+    std::unique_ptr<ub_result, void (*)(ub_result*)> guard(pending->result, ub_resolve_free);
+    pending->result = nullptr;
+    return answer_records(guard.get(), type, qname);
   }
 
  private:
-  std::mutex mu_;
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool finished = false;
+    int err = 0;
+    ub_result* result = nullptr;
+    ~Pending() {
+      if (result) ub_resolve_free(result);
+    }
+  };
+
+  static void done(void* data, int err, ub_result* result) {
+    auto* box = static_cast<std::shared_ptr<Pending>*>(data);
+    {
+      std::lock_guard lock((*box)->mu);
+      (*box)->err = err;
+      (*box)->result = result;
+      (*box)->finished = true;
+    }
+    (*box)->cv.notify_one();
+    delete box;
+  }
+
+  void serve() {
+    int fd = ub_fd(ctx_);
+    while (!stop_) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) > 0) ub_process(ctx_);
+    }
+  }
+
   ub_ctx* ctx_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 // Answers from threads, not forked processes (the daemons are threaded).
@@ -250,8 +319,23 @@ ub_ctx* new_context() {
 
 }  // namespace
 
+Result<std::vector<std::string>> Resolver::lookup_until(std::string_view name, DnsType type,
+                                                        std::chrono::steady_clock::time_point deadline) {
+  if (std::chrono::steady_clock::now() >= deadline) {
+    return error(Code::temporary, "DNS time budget spent before " + dns_name_key(name));
+  }
+  return lookup(name, type);
+}
+
+Result<std::vector<std::string>> BudgetResolver::lookup(std::string_view name, DnsType type) {
+  if (std::chrono::steady_clock::now() >= deadline_) {
+    return error(Code::temporary, "DNS time budget spent before " + dns_name_key(name));
+  }
+  return inner_.lookup_until(name, type, deadline_);
+}
+
 Result<std::unique_ptr<Resolver>> make_system_resolver() {
-  ub_ctx* ctx = ub_ctx_create();
+  ub_ctx* ctx = new_context();
   if (!ctx) return error(Code::internal, "cannot create a DNS resolver");
   if (int err = ub_ctx_resolvconf(ctx, nullptr); err != 0) {
     ub_ctx_delete(ctx);

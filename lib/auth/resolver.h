@@ -6,6 +6,7 @@
 //   StubResolver    a map of records, filled in code or from a zone file
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -35,9 +36,28 @@ class Resolver {
   // but has no records of this type. Code::not_found: NXDOMAIN. Code::temporary:
   // timeout or server failure.
   virtual Result<std::vector<std::string>> lookup(std::string_view name, DnsType type) = 0;
+  // The same, giving up with Code::temporary at `deadline`. The default checks
+  // the deadline only before asking (stubs answer at once).
+  virtual Result<std::vector<std::string>> lookup_until(std::string_view name, DnsType type,
+                                                        std::chrono::steady_clock::time_point deadline);
 };
 
-// The resolver of the host (libunbound). Thread-safe.
+// Lookups sharing one time budget (one message's checks): the SMTP client
+// waits for them, so a slow DNS costs at most the budget, then the remaining
+// lookups answer Code::temporary (temperror results) at once.
+class BudgetResolver : public Resolver {
+ public:
+  BudgetResolver(Resolver& inner, std::chrono::milliseconds budget)
+      : inner_(inner), deadline_(std::chrono::steady_clock::now() + budget) {}
+  Result<std::vector<std::string>> lookup(std::string_view name, DnsType type) override;
+
+ private:
+  Resolver& inner_;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+// The resolver of the host (libunbound, one cache per resolver: make one per
+// process and share it). Thread-safe; lookups run concurrently.
 Result<std::unique_ptr<Resolver>> make_system_resolver();
 // libunbound asking only `server` ("IP" or "IP@PORT"), as tests point it at a local DNS server.
 Result<std::unique_ptr<Resolver>> make_forwarding_resolver(const std::string& server);

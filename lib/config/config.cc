@@ -166,6 +166,9 @@ std::string port_number(const Value& v) {
   const auto* n = std::get_if<uint64_t>(&v);
   return n && (*n == 0 || *n > 65535) ? "expected a port from 1 to 65535" : "";
 }
+std::string dmarc_policy(const Value& v) {
+  if (!s || *s == "reject" || *s == "quarantine" || *s == "tag") return "";
+  return "expected one of reject, quarantine, tag (got \"" + *s + "\")";
 
 // ---- the table ----------------------------------------------------------------
 

@@ -114,12 +114,24 @@ struct ServiceConfig {
 // The built-in services with their defaults, by name.
 std::map<std::string, ServiceConfig> default_services();
 
+// Mail authentication of inbound mail (SPF, DKIM, DMARC, ARC on mail-smtpd's MX).
+struct AuthConfig {
+  bool verify_inbound = true;       // check MX mail and add Authentication-Results
+  std::string authserv_id;          // in Authentication-Results; empty: general.hostname
+  std::string dmarc_policy = "reject";  // reject | quarantine | tag: how far a DMARC failure is acted on
+  std::string resolver;             // DNS server "IP" or "IP@PORT" for the checks; empty: /etc/resolv.conf
+  uint32_t dns_budget_ms = 10000;   // all DNS lookups of one message together; then temperror
+  bool dmarc_reports = true;        // record results for DMARC aggregate reports
+  bool check_loopback = false;      // also check clients on loopback (local software otherwise; tests)
+  bool operator==(const AuthConfig&) const = default;
+};  // AuthConfig
 struct Config {
   GeneralConfig general;
   TlsConfig tls;
   StoreConfig store;
   SmtpConfig smtp;
   ImapConfig imap;
+  AuthConfig auth;
   QueueConfig queue;
   std::map<std::string, ServiceConfig> services = default_services();
   std::string source;  // the file it was read from; empty for defaults

@@ -1,0 +1,224 @@
+"""Inbound mail authentication in mail-smtpd (MX): SPF, DKIM, DMARC and ARC
+checked against a real DNS server on 127.0.0.1 (authdns.py, python3-dnslib),
+through mail-smtpd's libunbound resolver. Messages are sent with smtplib,
+signed by dkimpy (the oracle, Debian python3-dkim), and read back over IMAP.
+"""
+import base64
+import imaplib
+import os
+import shutil
+import smtplib
+import tempfile
+
+import pytest
+
+dkim = pytest.importorskip("dkim")  # /usr/bin/python3 with Debian's python3-dkim
+nacl_signing = pytest.importorskip("nacl.signing")
+pytest.importorskip("dnslib")
+
+from authdns import LocalDns  # noqa: E402
+from conftest import BIN_DIR, binary, free_port, port_open, unix_socket_open, wait_for  # noqa: E402
+from test_smtp import daemon_user, hand_over, make_cert  # noqa: E402
+
+PASSWORD = "correct horse"
+JOE = "joe@example.com"
+AUTHSERV = "mx.example.com"
+
+_key = nacl_signing.SigningKey.generate()
+ED_PRIVATE = base64.b64encode(bytes(_key)).decode()
+ED_PUBLIC = base64.b64encode(bytes(_key.verify_key)).decode()
+
+RECORDS = {
+    # good.example: SPF allows us, signs with DKIM, p=reject.
+    ("good.example", "TXT"): ["v=spf1 ip4:127.0.0.1 -all"],
+    ("sel._domainkey.good.example", "TXT"): [f"v=DKIM1; k=ed25519; p={ED_PUBLIC}"],
+    ("_dmarc.good.example", "TXT"): ["v=DMARC1; p=reject; rua=mailto:dmarc@good.example"],
+    # bank.example: p=reject, nobody may send for it.
+    ("bank.example", "TXT"): ["v=spf1 -all"],
+    ("_dmarc.bank.example", "TXT"): ["v=DMARC1; p=reject"],
+    # shop.example: p=quarantine.
+    ("shop.example", "TXT"): ["v=spf1 -all"],
+    ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=quarantine"],
+    # evil.example: SPF passes for it, but it is not the From domain.
+    ("evil.example", "TXT"): ["v=spf1 ip4:127.0.0.1 -all"],
+    ("client.example", "TXT"): ["v=spf1 a -all"],
+    ("client.example", "A"): ["127.0.0.1"],
+    # plain.example exists with no records at all.
+    ("plain.example", "A"): ["192.0.2.1"],
+}
+
+
+def message(from_addr, subject, extra=b""):
+    return (f"From: {from_addr}\r\nTo: {JOE}\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <{subject.replace(' ', '.')}@example>\r\n"
+            ).encode() + extra + b"\r\nHello.\r\n"
+
+
+def signed(msg, domain="good.example"):
+    sig = dkim.sign(msg, b"sel", domain.encode(), ED_PRIVATE.encode(), signature_algorithm=b"ed25519-sha256",
+                    include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    return sig + msg
+
+
+class Stack:
+    def mailctl(self, *args, input=None):
+        import subprocess
+        r = subprocess.run([binary("mailctl"), "--data-dir", self.datadir, *args],
+                           input=input.encode() if input else None,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        return r.stdout.decode()
+
+    def send(self, mail_from, msg, helo="client.example"):
+        s = smtplib.SMTP("127.0.0.1", self.mx, timeout=30)
+        s.ehlo(helo)
+        try:
+            s.sendmail(mail_from, [JOE], msg)
+        finally:
+            s.quit()
+
+    def mailbox(self, name="INBOX"):
+        m = imaplib.IMAP4("127.0.0.1", self.imap, timeout=20)
+        m.login(JOE, PASSWORD)
+        typ, _ = m.select(name)
+        assert typ == "OK", name
+        typ, data = m.search(None, "ALL")
+        out = []
+        for num in data[0].split():
+            typ, msg = m.fetch(num, "(BODY.PEEK[])")
+            out.append(msg[0][1])
+        m.logout()
+        return out
+
+    def find(self, subject, name="INBOX"):
+        for msg in self.mailbox(name):
+            if f"Subject: {subject}\r\n".encode() in msg:
+                return msg
+        return None
+
+
+def auth_results(msg):
+    """Our Authentication-Results fields, unfolded."""
+    head = msg.split(b"\r\n\r\n", 1)[0].decode()
+    fields, cur = [], None
+    for line in head.split("\r\n"):
+        if line[:1] in (" ", "\t") and cur is not None:
+            cur += " " + line.strip()
+            continue
+        if cur is not None:
+            fields.append(cur)
+        cur = line
+    fields.append(cur)
+    return [f for f in fields if f.lower().startswith("authentication-results:")]
+
+
+@pytest.fixture
+def stack(tmp_path, daemons):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    smtpd, stored_bin, imapd = binary("mail-smtpd"), binary("mail-stored"), binary("mail-imapd")
+    binary("mailctl")
+    dns = LocalDns(RECORDS)
+    datadir = str(tmp_path / "data") if daemon_user() is None else tempfile.mkdtemp(prefix="mail-auth-test-")
+    os.makedirs(datadir, exist_ok=True)
+    s = Stack()
+    s.datadir = datadir
+    config = os.path.join(datadir, "mail.toml")
+    with open(config, "w") as f:
+        f.write(f'[general]\nhostname = "{AUTHSERV}"\n\n'
+                f'[auth]\nresolver = "{dns.address}"\ncheck_loopback = true\ndns_budget_ms = 5000\n')
+    make_cert(datadir)
+    hand_over(datadir)
+    stored = daemons.start([stored_bin, "--data-dir", datadir], log=str(tmp_path / "stored.log"))
+    sock = os.path.join(datadir, "stored.sock")
+    wait_for(lambda: unix_socket_open(sock) or not stored.alive(), what="mail-stored socket")
+    s.mailctl("domain", "add", "example.com")
+    s.mailctl("account", "add", JOE, "--password-stdin", input=PASSWORD + "\n")
+    hand_over(datadir)
+    s.mx, s.imap = free_port(), free_port()
+    s.smtpd = daemons.start([smtpd, "--config", config, "--data-dir", datadir, "--pregreet-ms", "0",
+                             "--listen", f"mx=127.0.0.1:{s.mx}"], log=str(tmp_path / "smtpd.log"))
+    wait_for(lambda: port_open(s.mx) or not s.smtpd.alive(), what="mail-smtpd port")
+    assert s.smtpd.alive(), s.smtpd.log_text()
+    s.imapd = daemons.start([imapd, "--data-dir", datadir, "--listen", f"imap=127.0.0.1:{s.imap}"],
+                            log=str(tmp_path / "imapd.log"))
+    wait_for(lambda: port_open(s.imap) or not s.imapd.alive(), what="mail-imapd port")
+    yield s
+    dns.stop()
+    assert s.smtpd.alive(), "mail-smtpd died:\n" + s.smtpd.log_text()
+    if daemon_user() is not None:
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def test_pass(stack):
+    stack.send("bob@good.example", signed(message("Bob <bob@good.example>", "all pass")))
+    msg = stack.find("all pass")
+    assert msg is not None
+    ar = auth_results(msg)
+    assert len(ar) == 1, ar
+    assert ar[0].startswith(f"Authentication-Results: {AUTHSERV};"), ar
+    assert "spf=pass smtp.mailfrom=bob@good.example" in ar[0]
+    assert "spf=pass smtp.helo=client.example" in ar[0]
+    assert "dkim=pass header.d=good.example" in ar[0] and "header.s=sel" in ar[0]
+    assert "dmarc=pass (p=reject dis=none) header.from=good.example" in ar[0]
+    assert "arc=none" in ar[0]
+    # Our field is on top, above the Received field we add.
+    assert msg.split(b"\r\n")[1].startswith(b"Authentication-Results:") or \
+        msg.startswith(b"Authentication-Results:") or b"\r\nAuthentication-Results:" in msg.split(b"Received:")[0]
+
+
+def test_dkim_fail_spf_alignment_still_passes(stack):
+    msg = signed(message("bob@good.example", "tampered")).replace(b"Hello.", b"Hullo.")
+    stack.send("bob@good.example", msg)
+    ar = auth_results(stack.find("tampered"))[0]
+    assert "dkim=fail" in ar and "header.d=good.example" in ar
+    assert "dmarc=pass" in ar  # SPF of good.example passed and aligns
+
+
+def test_none(stack):
+    stack.send("someone@plain.example", message("someone@plain.example", "no records"))
+    ar = auth_results(stack.find("no records"))[0]
+    assert "spf=none" in ar and "smtp.mailfrom=someone@plain.example" in ar
+    assert "dkim=none" in ar
+    assert "dmarc=none header.from=plain.example" in ar
+
+
+def test_dmarc_reject_is_refused(stack):
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        stack.send("eve@evil.example", message("Bank <ceo@bank.example>", "wire money"))
+    assert e.value.smtp_code == 550
+    assert b"5.7.1" in e.value.smtp_error and b"bank.example" in e.value.smtp_error
+    assert stack.find("wire money") is None
+
+
+def test_dmarc_quarantine_goes_to_junk(stack):
+    stack.send("eve@evil.example", message("Shop <sales@shop.example>", "cheap offer"))
+    assert stack.find("cheap offer") is None
+    msg = stack.find("cheap offer", "Junk")
+    assert msg is not None
+    ar = auth_results(msg)[0]
+    assert "spf=pass smtp.mailfrom=eve@evil.example" in ar
+    assert "dmarc=fail (p=quarantine dis=quarantine) header.from=shop.example" in ar
+
+
+def test_forged_results_removed(stack):
+    forged = (f"Authentication-Results: {AUTHSERV}; dkim=pass header.d=bank.example; dmarc=pass\r\n"
+              f"Authentication-Results: (comment) {AUTHSERV.upper()};\r\n\tspf=pass\r\n"
+              "Authentication-Results: other.example; spf=pass smtp.mailfrom=x@other.example\r\n").encode()
+    stack.send("someone@plain.example", forged + message("someone@plain.example", "forged"))
+    msg = stack.find("forged")
+    ours = [f for f in auth_results(msg) if f.lower().startswith(f"authentication-results: {AUTHSERV}")]
+    assert len(ours) == 1, auth_results(msg)
+    assert "dmarc=none" in ours[0] and "header.d=bank.example" not in ours[0]
+    assert any("other.example" in f for f in auth_results(msg))
+    assert b"(comment)" not in msg
+
+
+def test_null_sender_uses_helo(stack):
+    s = smtplib.SMTP("127.0.0.1", stack.mx, timeout=30)
+    s.ehlo("client.example")
+    s.sendmail("", [JOE], message("postmaster@client.example", "bounce"))
+    s.quit()
+    ar = auth_results(stack.find("bounce"))[0]
+    assert "spf=pass smtp.helo=client.example" in ar
+    assert "smtp.mailfrom" not in ar
