@@ -9,6 +9,7 @@
 #include "service/cli.h"
 #include "service/daemon.h"
 #include "service/tls.h"
+#include "smtp/auth_filter.h"
 #include "smtp/server.h"
 #include "store/store.h"
 
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
   }
   mail::smtp::Server server(*resources->store, cfg.smtp, resources->hostname, resources->tls);
   server.set_pregreet_ms(pregreet_ms);
+  auto inbound_auth = mail::smtp::make_inbound_auth(cfg, resources->hostname, *resources->store);
+  if (!inbound_auth) {
+    mail::log::error("{}", inbound_auth.status().message());
+    return mail::exit_code(inbound_auth.code());
+  }
+  if (inbound_auth->filter) server.add_filter(inbound_auth->filter.get());
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {
     const std::string& name = listener.name;
     mail::smtp::Mode mode = name == "lmtp"                                   ? mail::smtp::Mode::lmtp

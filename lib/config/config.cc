@@ -167,8 +167,10 @@ std::string port_number(const Value& v) {
   return n && (*n == 0 || *n > 65535) ? "expected a port from 1 to 65535" : "";
 }
 std::string dmarc_policy(const Value& v) {
+  const auto* s = as_string(v);
   if (!s || *s == "reject" || *s == "quarantine" || *s == "tag") return "";
   return "expected one of reject, quarantine, tag (got \"" + *s + "\")";
+}
 
 // ---- the table ----------------------------------------------------------------
 
@@ -256,6 +258,13 @@ const Field kFields[] = {
     MAIL_FIELD(queue, smarthost_password_file, "File holding the smarthost password.", nullptr),
     MAIL_FIELD(queue, smarthost_require_tls, "Send to the smarthost only over TLS.", nullptr),
     MAIL_FIELD(queue, smarthost_tls_verify, "Verify the smarthost's certificate and host name.", nullptr),
+    MAIL_FIELD(auth, verify_inbound, "Check SPF, DKIM, DMARC and ARC of MX mail and add Authentication-Results.", nullptr),
+    MAIL_FIELD(auth, authserv_id, "Our name in Authentication-Results; empty: general.hostname.", hostname),
+    MAIL_FIELD(auth, dmarc_policy, "DMARC failures: reject (p=reject refused, p=quarantine to Junk), quarantine (both to Junk) or tag (header only).", dmarc_policy),
+    MAIL_FIELD(auth, resolver, "DNS server for the checks, IP or IP@PORT; empty: /etc/resolv.conf.", nullptr),
+    MAIL_FIELD(auth, dns_budget_ms, "Time all DNS lookups of one message may take together, in ms (then temperror).", positive),
+    MAIL_FIELD(auth, check_loopback, "Also check clients on loopback addresses (local software is trusted otherwise).", nullptr),
+    MAIL_FIELD(auth, dmarc_reports, "Record DMARC results per source for aggregate reports (mailctl dmarc report).", nullptr),
 };
 
 #undef MAIL_FIELD
