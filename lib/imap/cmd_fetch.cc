@@ -345,11 +345,10 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
               data = mime::header_fields(slice(msg->header_begin, msg->body_begin), it.sec.fields,
                                          t == "HEADER.FIELDS.NOT");
             }
-            if (found && it.kind != Item::section) {
+            if (found && it.kind != Item::section && !it.sec.path.empty()) {
+              // BINARY[] is the message as stored (nothing of it is decoded).
               if (part->is_multipart() || part->is_message()) {
-                if (it.sec.path.empty() || part->is_multipart()) {
-                  fail_text = "NO [UNKNOWN-CTE] BINARY of a multipart";
-                }
+                if (part->is_multipart()) fail_text = "NO [UNKNOWN-CTE] BINARY of a multipart";
               } else {
                 auto d = mime::decode_transfer(part->encoding, data);
                 if (!d) {

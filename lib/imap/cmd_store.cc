@@ -114,9 +114,9 @@ void Session::cmd_copy(const std::string& tag, Parser& p, std::string& out, bool
     out += tag + " BAD needs a set and a mailbox\r\n";
     return;
   }
-  if (!uid)
+  if (!uid)  // as in FETCH: a range ending in '*' clamps
     for (const auto& r : set->ranges)
-      if ((r.lo && r.lo > sel_->msgs.size()) || (r.hi && r.hi > sel_->msgs.size())) {
+      if (r.lo && r.hi && (r.lo > sel_->msgs.size() || r.hi > sel_->msgs.size())) {
         out += tag + " BAD invalid message sequence number\r\n";
         return;
       }
@@ -140,12 +140,23 @@ void Session::cmd_copy(const std::string& tag, Parser& p, std::string& out, bool
   store::CopyReq req;
   req.from = sel_->info.id;
   req.to = to->id;
-  req.move = move;
+  // MOVE into the selected mailbox itself gives the messages new UIDs
+  // (RFC 6851): a copy, then an expunge of the originals (a crash between
+  // leaves both, never neither).
+  bool self_move = move && to->id == sel_->info.id;
+  req.move = move && !self_move;
   for (size_t i : idx) req.uids.push_back(sel_->msgs[i].uid);
   auto r = env_.store->copy(req);
   if (!r) {
     out += tag + " " + no_for(r.status()) + "\r\n";
     return;
+  }
+  if (self_move) {
+    auto e = env_.store->expunge({sel_->info.id, r->source_uids});
+    if (!e) {
+      out += tag + " " + no_for(e.status()) + "\r\n";
+      return;
+    }
   }
   std::string copyuid = "COPYUID " + std::to_string(r->uidvalidity) + " " + uid_set_string(r->source_uids) + " " +
                         uid_set_string(r->dest_uids);

@@ -842,6 +842,45 @@ std::string decode_header_text(std::string_view value) {
   return r;
 }
 
+namespace {
+// Quoted-printable per RFC 2045 6.7: whitespace at a line's end is transport
+// padding and dropped, "=" ending a line (optionally followed by such
+// whitespace) is a soft break; GMime keeps the padding.
+std::string decode_qp(std::string_view in) {
+  auto hex = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  size_t pos = 0;
+  while (pos < in.size()) {
+    size_t nl = in.find('\n', pos);
+    bool has_nl = nl != std::string_view::npos;
+    std::string_view line = in.substr(pos, (has_nl ? nl : in.size()) - pos);
+    pos = has_nl ? nl + 1 : in.size();
+    size_t end = line.find_last_not_of(" \t\r");
+    line = end == std::string_view::npos ? std::string_view() : line.substr(0, end + 1);
+    bool soft = !line.empty() && line.back() == '=';
+    if (soft) line.remove_suffix(1);
+    for (size_t i = 0; i < line.size(); ++i) {
+      int a, b;
+      if (line[i] == '=' && i + 2 < line.size() && (a = hex(line[i + 1])) >= 0 &&
+          (b = hex(line[i + 2])) >= 0) {
+        out += static_cast<char>(a * 16 + b);
+        i += 2;
+      } else {
+        out += line[i];
+      }
+    }
+    if (has_nl && !soft) out += "\r\n";
+  }
+  return out;
+}
+}  // namespace
+
 Result<std::string> decode_transfer(std::string_view encoding, std::string_view data) {
   init_gmime();
   std::string enc = lower(trim(encoding));
@@ -849,7 +888,7 @@ Result<std::string> decode_transfer(std::string_view encoding, std::string_view 
   if (enc == "base64") {
     e = GMIME_CONTENT_ENCODING_BASE64;
   } else if (enc == "quoted-printable") {
-    e = GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
+    return decode_qp(data);
   } else if (enc.empty() || enc == "7bit" || enc == "8bit" || enc == "binary") {
     return std::string(data);
   } else {
