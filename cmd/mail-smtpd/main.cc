@@ -10,6 +10,7 @@
 #include "service/daemon.h"
 #include "service/tls.h"
 #include "smtp/auth_filter.h"
+#include "smtp/dkim_sign_filter.h"
 #include "smtp/server.h"
 #include "store/store.h"
 
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
     return mail::exit_code(inbound_auth.code());
   }
   if (inbound_auth->filter) server.add_filter(inbound_auth->filter.get());
+  mail::smtp::DkimSignFilter dkim_sign(*resources->store);
+  server.add_filter(&dkim_sign);
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {
     const std::string& name = listener.name;
     mail::smtp::Mode mode = name == "lmtp"                                   ? mail::smtp::Mode::lmtp

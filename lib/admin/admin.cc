@@ -9,6 +9,7 @@
 #include <set>
 
 #include "base/address.h"
+#include "admin/auth_ops.h"
 #include "base/password.h"
 #include "config/config.h"
 
@@ -573,6 +574,8 @@ const std::vector<Group> kGroups = {
     {"quota", "Show and set account quotas"},
     {"alias", "Manage aliases, lists and catch-all addresses"},
     {"queue", "Inspect and steer the outbound mail queue"},
+    {"dkim", "DKIM signing keys: mail submitted for a domain with a key is signed"},
+    {"dmarc", "DMARC aggregate reports from the inbound checks' results"},
 };
 
 const std::vector<Operation> kOperations = {
@@ -636,6 +639,24 @@ const std::vector<Operation> kOperations = {
      {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_delete, true},
     {{"queue", "bounce"}, "Return messages to their senders with a delivery status notification",
      {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_bounce, true},
+
+    {{"dkim", "keygen"}, "Create a domain's DKIM key and print the DNS TXT record to publish",
+     {positional("DOMAIN", "the signing domain (d=)", ArgKind::domain),
+      option("selector", "the selector (s=); default s<YYYYMM>", ArgKind::text),
+      option("algorithm", "ed25519 (default) or rsa2048", ArgKind::text)},
+     dkim_keygen, true},
+    {{"dkim", "list"}, "List the domains that have a DKIM key", {}, dkim_list, false},
+    {{"dkim", "show"}, "Show a domain's DKIM selector and the TXT record to publish",
+     {positional("DOMAIN", "the signing domain", ArgKind::domain)}, dkim_show, false},
+    {{"dkim", "remove"}, "Remove a domain's DKIM key (its mail goes out unsigned)",
+     {positional("DOMAIN", "the signing domain", ArgKind::domain)}, dkim_remove, true},
+    {{"dmarc", "report"}, "Write the DMARC aggregate reports of one day (RFC 7489 XML, gzip), one per domain",
+     {option("domain", "only this policy domain", ArgKind::domain),
+      option("date", "the UTC day, YYYY-MM-DD; default yesterday", ArgKind::text),
+      option("output", "directory to write the .xml.gz files to; default the current one", ArgKind::text),
+      option("org", "our organisation name in the reports; default the host name", ArgKind::text),
+      option("email", "contact address in the reports; default postmaster@ORG", ArgKind::text)},
+     dmarc_report, false},
 };
 
 }  // namespace

@@ -18,10 +18,11 @@ pytest.importorskip("dnslib")
 
 from authdns import LocalDns  # noqa: E402
 from conftest import BIN_DIR, binary, free_port, port_open, unix_socket_open, wait_for  # noqa: E402
-from test_smtp import daemon_user, hand_over, make_cert  # noqa: E402
+from test_smtp import daemon_user, hand_over, make_cert, tls_context  # noqa: E402
 
 PASSWORD = "correct horse"
 JOE = "joe@example.com"
+ANN = "ann@example.com"
 AUTHSERV = "mx.example.com"
 
 _key = nacl_signing.SigningKey.generate()
@@ -77,9 +78,20 @@ class Stack:
         finally:
             s.quit()
 
-    def mailbox(self, name="INBOX"):
+    def submit(self, mail_from, rcpts, msg, user=JOE):
+        s = smtplib.SMTP("127.0.0.1", self.sub, timeout=30)
+        s.ehlo("laptop.example")
+        s.starttls(context=tls_context())
+        s.ehlo("laptop.example")
+        s.login(user, PASSWORD)
+        try:
+            s.sendmail(mail_from, rcpts, msg)
+        finally:
+            s.quit()
+
+    def mailbox(self, name="INBOX", user=JOE):
         m = imaplib.IMAP4("127.0.0.1", self.imap, timeout=20)
-        m.login(JOE, PASSWORD)
+        m.login(user, PASSWORD)
         typ, _ = m.select(name)
         assert typ == "OK", name
         typ, data = m.search(None, "ALL")
@@ -90,8 +102,8 @@ class Stack:
         m.logout()
         return out
 
-    def find(self, subject, name="INBOX"):
-        for msg in self.mailbox(name):
+    def find(self, subject, name="INBOX", user=JOE):
+        for msg in self.mailbox(name, user):
             if f"Subject: {subject}\r\n".encode() in msg:
                 return msg
         return None
@@ -134,10 +146,12 @@ def stack(tmp_path, daemons):
     wait_for(lambda: unix_socket_open(sock) or not stored.alive(), what="mail-stored socket")
     s.mailctl("domain", "add", "example.com")
     s.mailctl("account", "add", JOE, "--password-stdin", input=PASSWORD + "\n")
+    s.mailctl("account", "add", ANN, "--password-stdin", input=PASSWORD + "\n")
     hand_over(datadir)
-    s.mx, s.imap = free_port(), free_port()
+    s.mx, s.sub, s.imap = free_port(), free_port(), free_port()
     s.smtpd = daemons.start([smtpd, "--config", config, "--data-dir", datadir, "--pregreet-ms", "0",
-                             "--listen", f"mx=127.0.0.1:{s.mx}"], log=str(tmp_path / "smtpd.log"))
+                             "--listen", f"mx=127.0.0.1:{s.mx}", "--listen", f"submission=127.0.0.1:{s.sub}"],
+                            log=str(tmp_path / "smtpd.log"))
     wait_for(lambda: port_open(s.mx) or not s.smtpd.alive(), what="mail-smtpd port")
     assert s.smtpd.alive(), s.smtpd.log_text()
     s.imapd = daemons.start([imapd, "--data-dir", datadir, "--listen", f"imap=127.0.0.1:{s.imap}"],

@@ -1,0 +1,217 @@
+// mailctl dkim keygen|list|show|remove and mailctl dmarc report.
+#include "admin/auth_ops.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "auth/dkim.h"
+#include "auth/dkim_keys.h"
+#include "auth/dmarc_report.h"
+#include "base/address.h"
+
+namespace mail::admin {
+namespace {
+
+using nlohmann::json;
+using store::Store;
+
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
+
+Result<std::string> domain_of_arg(const Args& args) {
+  const std::string& text = args.get("DOMAIN");
+  auto d = canonical_domain(text);
+  if (!d) return error(Code::invalid, "invalid domain '" + text + "': " + d.status().message());
+  return d;
+}
+
+store::DataKey dkim_key(const std::string& domain) { return store::DataKey{0, std::string(auth::kDkimNamespace), domain}; }
+
+Result<auth::DkimKeyEntry> load_key(Store& s, const std::string& domain) {
+  MAIL_ASSIGN_OR_RETURN(auto v, s.data_get(dkim_key(domain)));
+  if (!v.found) return error(Code::not_found, "no DKIM key for " + domain);
+  auth::DkimKeyEntry e;
+  if (!decode(v.value, e)) return error(Code::corrupt, "the DKIM key record of " + domain + " is damaged");
+  return e;
+}
+
+std::string when(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+const std::vector<std::string> kKeyColumns = {"domain", "selector", "algorithm", "dns name", "txt record"};
+
+Output key_output(const auth::DkimKeyEntry& e) {
+  Output out{kKeyColumns, {{e.domain, e.selector, e.algorithm, e.dns_name(), e.dns_record}}, {}};
+  out.json = dump({{"domain", e.domain},
+                   {"selector", e.selector},
+                   {"algorithm", e.algorithm},
+                   {"dns_name", e.dns_name()},
+                   {"txt_record", e.dns_record},
+                   {"created", when(e.created)}});
+  return out;
+}
+
+// Selectors are DNS labels (RFC 6376 3.1), dot-separated.
+bool valid_selector(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '.' || s.back() == '.' || s.front() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+}  // namespace
+
+Result<Output> dkim_keygen(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto domain, domain_of_arg(args));
+  std::string algorithm = args.has("algorithm") ? args.get("algorithm") : "ed25519";
+  if (algorithm != "ed25519" && algorithm != "rsa2048")
+    return error(Code::invalid, "unknown algorithm '" + algorithm + "': use ed25519 or rsa2048");
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::string selector = args.get("selector");
+  if (selector.empty()) {  // one selector per key generation month: rotation without clashes
+    std::time_t t = static_cast<std::time_t>(now);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "s%Y%m", &tm);
+    selector = buf;
+  }
+  if (!valid_selector(selector)) return error(Code::invalid, "invalid selector '" + selector + "': letters, digits, '-' and '.'");
+  auto existing = load_key(s, domain);
+  if (existing) return error(Code::exists, domain + " already has a DKIM key (selector " + existing->selector +
+                                               "); remove it first with: mailctl dkim remove " + domain);
+  if (existing.code() != Code::not_found) return existing.status();
+  MAIL_ASSIGN_OR_RETURN(auto key, auth::DkimKey::generate(algorithm == "ed25519" ? auth::DkimAlgorithm::ed25519_sha256
+                                                                                 : auth::DkimAlgorithm::rsa_sha256,
+                                                          2048));
+  auth::DkimKeyEntry e;
+  e.domain = domain;
+  e.selector = selector;
+  e.algorithm = std::string(auth::dkim_algorithm_name(key.algorithm()));
+  e.private_pem = key.private_pem();
+  e.dns_record = key.dns_record();
+  e.created = now;
+  MAIL_TRY(s.data_put(store::DataPutReq{dkim_key(domain), encode(e)}).status());
+  return key_output(e);
+}
+
+Result<Output> dkim_list(Store& s, const Args&) {
+  store::DataScanReq req;
+  req.account = 0;
+  req.ns = std::string(auth::kDkimNamespace);
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.data_scan(req));
+  Output out{{"domain", "selector", "algorithm", "created"}, {}, {}};
+  json arr = json::array();
+  for (const auto& item : resp.items) {
+    auth::DkimKeyEntry e;
+    if (!decode(item.value, e)) continue;
+    out.rows.push_back({e.domain, e.selector, e.algorithm, when(e.created)});
+    arr.push_back({{"domain", e.domain}, {"selector", e.selector}, {"algorithm", e.algorithm}, {"created", when(e.created)}});
+  }
+  out.json = dump(arr);
+  return out;
+}
+
+Result<Output> dkim_show(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto domain, domain_of_arg(args));
+  MAIL_ASSIGN_OR_RETURN(auto e, load_key(s, domain));
+  return key_output(e);
+}
+
+Result<Output> dkim_remove(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(auto domain, domain_of_arg(args));
+  MAIL_TRY(load_key(s, domain).status());
+  MAIL_TRY(s.data_delete(dkim_key(domain)).status());
+  return Output{{}, {}, dump({{"domain", domain}, {"removed", true}})};
+}
+
+Result<Output> dmarc_report(Store& s, const Args& args) {
+  std::string domain;
+  if (args.has("domain")) {
+    auto d = canonical_domain(args.get("domain"));
+    if (!d) return error(Code::invalid, "invalid domain '" + args.get("domain") + "': " + d.status().message());
+    domain = *d;
+  }
+  // The day: yesterday (UTC) unless given, as a daily cron job wants it.
+  std::string day = args.get("date");
+  if (day.empty()) day = auth::utc_day(static_cast<int64_t>(std::time(nullptr)) - 86400);
+  std::tm tm{};
+  const char* end = strptime(day.c_str(), "%Y-%m-%d", &tm);
+  if (!end || *end || day.size() != 10) return error(Code::invalid, "invalid date '" + day + "': expected YYYY-MM-DD");
+  int64_t begin = static_cast<int64_t>(timegm(&tm));
+  std::string dir = args.has("output") ? args.get("output") : ".";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return error(Code::not_found, "no such directory: " + dir);
+  std::string org = args.get("org");
+  if (org.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    org = host;
+  }
+  std::string email = args.has("email") ? args.get("email") : "postmaster@" + org;
+
+  // All rows of the day (one domain, or every domain: filtered below).
+  store::DataScanReq req;
+  req.account = 0;
+  req.ns = std::string(auth::kDmarcNamespace);
+  req.prefix = domain.empty() ? std::string() : auth::dmarc_key_prefix(domain, day);
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.data_scan(req));
+  std::map<std::string, std::vector<auth::DmarcReportRow>> by_domain;
+  for (const auto& item : resp.items) {
+    auth::DmarcReportRow row;
+    if (!decode(item.value, row)) continue;
+    if (auth::utc_day(row.time) != day) continue;
+    by_domain[row.policy_domain].push_back(std::move(row));
+  }
+
+  Output out{{"domain", "date", "messages", "records", "file"}, {}, {}};
+  json arr = json::array();
+  for (const auto& entry : by_domain) {
+    const std::string& policy_domain = entry.first;
+    const auto& rows = entry.second;
+    auth::DmarcReportMeta meta;
+    meta.org_name = org;
+    meta.email = email;
+    meta.report_id = policy_domain + "." + day + "@" + org;
+    meta.begin = begin;
+    meta.end = begin + 86399;
+    std::string xml = auth::dmarc_aggregate_xml(meta, rows);
+    MAIL_ASSIGN_OR_RETURN(auto gz, auth::gzip(xml));
+    // RFC 7489 7.2.1.1: receiver!policy-domain!begin!end.xml.gz
+    std::string name = org + "!" + policy_domain + "!" + std::to_string(meta.begin) + "!" + std::to_string(meta.end) + ".xml.gz";
+    std::string path = (std::filesystem::path(dir) / name).string();
+    std::string tmp = path + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f.write(gz.data(), static_cast<std::streamsize>(gz.size()));
+      f.close();
+      if (!f) {
+        std::filesystem::remove(tmp, ec);
+        return error(Code::io, "cannot write " + tmp);
+      }
+    }
+    std::filesystem::rename(tmp, path, ec);  // no half-written report under the final name
+    if (ec) return error(Code::io, "cannot rename " + tmp + ": " + ec.message());
+    size_t records = 0;
+    for (size_t pos = 0; (pos = xml.find("<record>", pos)) != std::string::npos; ++pos) ++records;
+    out.rows.push_back({policy_domain, day, std::to_string(rows.size()), std::to_string(records), path});
+    arr.push_back({{"domain", policy_domain}, {"date", day}, {"messages", rows.size()}, {"records", records},
+                   {"file", path}, {"rua", rows.back().rua}});
+  }
+  out.json = dump(arr);
+  return out;
+}
+
+}  // namespace mail::admin
