@@ -239,7 +239,11 @@ void Runner::attempt(QueueEntry e) {
       continue;
     }
     acquire(group.first);
-    deliver_domain(group.first, e, out, group.second, res);
+    if (service::stopping()) {  // stopped while waiting for a slot
+      for (size_t i : group.second) res[i].kind = Outcome::interrupted;
+    } else {
+      deliver_domain(group.first, e, out, group.second, res);
+    }
     release(group.first);
   }
 
