@@ -236,3 +236,56 @@ def test_null_sender_uses_helo(stack):
     ar = auth_results(stack.find("bounce"))[0]
     assert "spf=pass smtp.helo=client.example" in ar
     assert "smtp.mailfrom" not in ar
+
+
+def test_dmarc_aggregate_report(stack, tmp_path):
+    """Per-message results become one RFC 7489 report per policy domain that
+    validates against the RFC's schema (tests/data/dmarc-rfc7489.xsd)."""
+    import datetime
+    import gzip
+    import json
+    etree = pytest.importorskip("lxml.etree")  # Debian python3-lxml
+    for i in range(3):
+        stack.send("bob@good.example", signed(message("bob@good.example", f"report pass {i}")))
+    stack.send("eve@evil.example", message("sales@shop.example", "report quarantined"))
+    with pytest.raises(smtplib.SMTPDataError):
+        stack.send("eve@evil.example", message("ceo@bank.example", "report rejected"))
+    stack.send("someone@plain.example", message("someone@plain.example", "report no policy"))
+
+    out = tmp_path / "reports"
+    out.mkdir()
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    files = json.loads(stack.mailctl("--format", "json", "dmarc", "report", "--date", today,
+                                     "--output", str(out), "--org", AUTHSERV))
+    by_domain = {f["domain"]: f for f in files}
+    assert sorted(by_domain) == ["bank.example", "good.example", "shop.example"]  # plain.example has no policy
+    assert by_domain["good.example"]["messages"] == 3 and by_domain["good.example"]["records"] == 1
+    assert by_domain["good.example"]["rua"] == ["mailto:dmarc@good.example"]
+    schema = etree.XMLSchema(etree.parse(os.path.join(os.path.dirname(__file__), "..", "data", "dmarc-rfc7489.xsd")))
+    for name, f in by_domain.items():
+        assert os.path.basename(f["file"]).startswith(f"{AUTHSERV}!{name}!") and f["file"].endswith(".xml.gz")
+        doc = etree.fromstring(gzip.decompress(open(f["file"], "rb").read()))
+        schema.assertValid(doc)
+        assert doc.findtext("policy_published/domain") == name
+    good = etree.fromstring(gzip.decompress(open(by_domain["good.example"]["file"], "rb").read()))
+    assert good.findtext("record/row/count") == "3"
+    assert good.findtext("record/row/source_ip") == "127.0.0.1"
+    assert good.findtext("record/row/policy_evaluated/dkim") == "pass"
+    assert good.findtext("record/auth_results/dkim/selector") == "sel"
+    assert good.findtext("record/auth_results/spf/result") == "pass"
+    bank = etree.fromstring(gzip.decompress(open(by_domain["bank.example"]["file"], "rb").read()))
+    assert bank.findtext("record/row/policy_evaluated/disposition") == "reject"
+    assert bank.findtext("record/identifiers/envelope_from") == "evil.example"
+    shop = etree.fromstring(gzip.decompress(open(by_domain["shop.example"]["file"], "rb").read()))
+    assert shop.findtext("record/row/policy_evaluated/disposition") == "quarantine"
+
+    # One domain only; a day without mail writes nothing; a bad date is refused.
+    one = json.loads(stack.mailctl("--format", "json", "dmarc", "report", "--date", today, "--domain", "shop.example",
+                                   "--output", str(out), "--org", AUTHSERV))
+    assert [f["domain"] for f in one] == ["shop.example"]
+    assert json.loads(stack.mailctl("--format", "json", "dmarc", "report", "--date", "2001-01-01",
+                                    "--output", str(out))) == []
+    import subprocess
+    r = subprocess.run([binary("mailctl"), "--data-dir", stack.datadir, "dmarc", "report", "--date", "yesterday"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 65 and b"expected YYYY-MM-DD" in r.stderr
