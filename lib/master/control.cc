@@ -82,7 +82,10 @@ Result<admin::Output> stack_request(const std::string& data_dir, const std::stri
       std::string listen;
       for (const auto& l : s["listen"]) listen += (listen.empty() ? "" : " ") + l.get<std::string>();
       int64_t pid = s.value("pid", 0);
-      out.rows.push_back({s.value("name", ""), s.value("state", ""), pid ? std::to_string(pid) : "-",
+      std::string pids;  // every process of the service
+      for (const auto& p : s.value("pids", nlohmann::json::array())) pids += (pids.empty() ? "" : ",") + std::to_string(p.get<int64_t>());
+      if (pids.empty() && pid) pids = std::to_string(pid);
+      out.rows.push_back({s.value("name", ""), s.value("state", ""), pids.empty() ? "-" : pids,
                           pid ? duration_text(s.value("uptime_s", 0)) : "-", std::to_string(s.value("restarts", 0)),
                           pid ? std::to_string(s.value("pss_kb", 0) / 1024) + " MiB" : "-", listen.empty() ? "-" : listen});
     }

@@ -395,3 +395,23 @@ def test_control_socket_answers_while_the_store_starts(datadir, tmp_path):
         assert "stack started in" in master.log_text()
     finally:
         master.stop(timeout=30)
+
+
+def test_mailctl_logs_follow_shows_new_lines(stack):
+    import subprocess
+    follow = subprocess.Popen([binary("mailctl"), "--data-dir", stack.datadir, "logs", "-f", "-n", "0", "smtpd"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # following from the end of the log now
+        assert control(stack.datadir, "restart smtpd")["ok"]
+        lines = []
+        deadline = time.monotonic() + 10
+        def seen():
+            return any("mail-smtpd[" in line and "listening on" in line for line in lines)
+        while time.monotonic() < deadline and not seen():
+            lines.append(follow.stdout.readline().decode())
+        assert seen(), lines
+        assert not any("mail-stored[" in line for line in lines), "only the service asked for"
+    finally:
+        follow.kill()
+        follow.wait()
