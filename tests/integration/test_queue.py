@@ -490,3 +490,37 @@ def test_sigterm_stops_cleanly(qstack):
     d = qstack.start_queued()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=10) == 0
+
+
+def test_submission_dsn_parameters_are_honoured(qstack, daemons, tmp_path):
+    """NOTIFY, ORCPT, ENVID and RET given to mail-smtpd's submission port reach the DSN."""
+    sink = qstack.sink("remote.example", "127.0.0.12")
+    sub = free_port()
+    smtpd = daemons.start([binary("mail-smtpd"), "--data-dir", qstack.datadir, "--listen",
+                           f"submission=127.0.0.1:{sub}"], log=str(tmp_path / "smtpd.log"))
+    wait_for(lambda: port_open(sub) or not smtpd.alive(), what="mail-smtpd")
+    s = smtplib.SMTP("127.0.0.1", sub, timeout=20)
+    s.ehlo("client.example")
+    s.starttls(context=tls_context())
+    s.ehlo("client.example")
+    s.login(JOE, PASSWORD)
+    assert s.mail(JOE, ["RET=HDRS", "ENVID=env+2B42"])[0] == 250
+    assert s.rcpt("reject1@remote.example", ["NOTIFY=FAILURE", "ORCPT=rfc822;orig+2Bx@remote.example"])[0] == 250
+    assert s.rcpt("reject2@remote.example", ["NOTIFY=NEVER"])[0] == 250
+    assert s.rcpt("far@remote.example", ["NOTIFY=SUCCESS"])[0] == 250
+    assert s.data(MESSAGE.replace("\n", "\r\n").encode() + b"secret body line\r\n")[0] == 250
+    s.quit()
+    qstack.start_queued()
+    wait_empty(qstack)
+    wait_for(lambda: len(qstack.inbox()) == 1, what="one DSN")
+    time.sleep(0.5)
+    assert len(qstack.inbox()) == 1
+    text = qstack.inbox()[0].decode()
+    assert "Original-Envelope-Id: env+42" in text
+    assert "Original-Recipient: rfc822;orig+x@remote.example" in text
+    assert "Final-Recipient: rfc822; reject1@remote.example\r\nAction: failed" in text
+    assert "reject2@" not in text  # NOTIFY=NEVER
+    # the sink has no DSN extension: the success is reported as relayed
+    assert "Final-Recipient: rfc822; far@remote.example\r\nAction: relayed\r\nStatus: 2.0.0" in text
+    assert "text/rfc822-headers" in text and "secret body line" not in text  # RET=HDRS
+    assert [m[1] for m in sink.messages] == [["far@remote.example"]]
