@@ -415,3 +415,24 @@ def test_mailctl_logs_follow_shows_new_lines(stack):
     finally:
         follow.kill()
         follow.wait()
+
+
+def test_systemd_units_verify(tmp_path):
+    """The shipped units parse, name real programs and sockets (systemd-analyze verify)."""
+    import shutil
+    import subprocess
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    binary("mail-master")
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "systemd")
+    config = tmp_path / "mail.toml"
+    config.write_text("")
+    units = []
+    for name in sorted(os.listdir(source)):
+        text = open(os.path.join(source, name)).read()
+        text = text.replace("/usr/local/bin", os.path.dirname(binary("mail-master")))
+        text = text.replace("/etc/mailtk/mail.toml", str(config))
+        (tmp_path / name).write_text(text)
+        units.append(str(tmp_path / name))
+    out = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and not out.stderr.strip() and not out.stdout.strip(), out.stdout + out.stderr
