@@ -540,3 +540,34 @@ def test_sessions_per_ip(stack):
     wait_for(admitted, timeout=10, what="a free session slot")
     for c in conns:
         c.close()
+
+
+def test_command_and_data_timeouts(stack, daemons, tmp_path):
+    """An idle client gets 421 4.4.2 and is closed; a message cut off by the data timeout is not stored."""
+    config = os.path.join(stack.datadir, "timeouts.toml")
+    with open(config, "w") as f:
+        f.write("[smtp]\ncommand_timeout_s = 1\ndata_timeout_s = 1\n")
+    port = free_port()
+    smtpd = daemons.start([binary("mail-smtpd"), "--config", config, "--data-dir", stack.datadir,
+                           "--pregreet-ms", "0", "--listen", f"mx=127.0.0.1:{port}"],
+                          log=str(tmp_path / "smtpd-timeouts.log"))
+    wait_for(lambda: port_open(port) or not smtpd.alive(), what="mail-smtpd with short timeouts")
+
+    idle = stack.raw(port)
+    assert idle.code() == 220
+    start = time.monotonic()
+    assert idle.reply()[-1].startswith("421 4.4.2")
+    assert time.monotonic() - start >= 0.9
+    assert idle.closed()
+
+    before = stack.messages(JOE)
+    slow = stack.raw(port)
+    assert slow.code() == 220
+    for command, code in (("EHLO client.example", 250), ("MAIL FROM:<ann@remote.example>", 250),
+                          (f"RCPT TO:<{JOE}>", 250), ("DATA", 354)):
+        slow.send(command + "\r\n")
+        assert slow.code() == code, command
+    slow.send("Subject: never finished\r\n\r\nhalf a message\r\n")
+    assert slow.reply()[-1].startswith("421 4.4.2")
+    assert slow.closed()
+    assert stack.messages(JOE) == before
