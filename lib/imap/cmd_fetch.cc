@@ -201,15 +201,23 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     items.insert(items.begin(), Item(Item::uid));
   if (has_changed_since && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
     items.push_back(Item(Item::modseq));
-  bool need_meta = false, need_content = false, sets_seen = false;
+  bool need_meta = false, need_content = false, need_header = false, sets_seen = false;
   for (const auto& it : items) {
     if (it.kind == Item::envelope || it.kind == Item::bodystructure || it.kind == Item::body ||
         it.kind == Item::preview || it.kind == Item::section || it.kind == Item::binary ||
         it.kind == Item::binary_size || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text)
       need_meta = true;
-    if (it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size ||
-        it.kind == Item::rfc822 || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text)
+    // The top-level header alone comes from the summary (no message read).
+    bool header_only = it.kind == Item::rfc822_header ||
+                       (it.kind == Item::section && it.sec.path.empty() &&
+                        (it.sec.text == "HEADER" || it.sec.text == "HEADER.FIELDS" ||
+                         it.sec.text == "HEADER.FIELDS.NOT"));
+    if (header_only) {
+      need_meta = need_header = true;
+    } else if (it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size ||
+               it.kind == Item::rfc822 || it.kind == Item::rfc822_text) {
       need_content = true;
+    }
     if ((it.kind == Item::section || it.kind == Item::binary) && !it.peek) sets_seen = true;
     if (it.kind == Item::rfc822 || it.kind == Item::rfc822_text) sets_seen = true;
   }
@@ -268,6 +276,15 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
       auto c = env_.store->content_get({m.content});
       if (!c) continue;  // expunged meanwhile
       raw = std::move(c->bytes);
+    } else if (need_header) {
+      // Offsets in the header block are the message's own.
+      if (metas[k] && !metas[k]->header.empty()) {
+        raw = metas[k]->header;
+      } else {  // a summary from before it kept the header
+        auto c = env_.store->content_get({m.content});
+        if (!c) continue;
+        raw = std::move(c->bytes);
+      }
     }
     if (need_meta && !metas[k]) metas[k] = mime::parse(raw);  // summary missing: parse now
     const mime::Summary* sum = metas[k] ? &*metas[k] : nullptr;

@@ -154,12 +154,21 @@ struct Ctx {
     }
     return *raw;
   }
+  // The stored summary (parsed at delivery); parsing the message only when
+  // it has none.
   const mime::Summary& summary() {
-    if (!sum) sum = mime::parse(content());
+    if (!sum) {
+      auto r = store->content_meta({{m->content}});
+      if (r && !r->metas.empty() && !r->metas[0].summary.empty())
+        if (auto d = mime::decode_summary(r->metas[0].summary)) sum = std::move(*d);
+      if (!sum) sum = mime::parse(content());
+    }
     return *sum;
   }
+  // Header keys read the summary's copy of the header, not the message.
   std::string_view header() {
     const auto& s = summary();
+    if (!s.header.empty()) return s.header;
     return std::string_view(content()).substr(0, std::min<size_t>(s.root.body_begin, content().size()));
   }
 };

@@ -950,6 +950,7 @@ Summary parse(std::string_view raw) {
   s.bodystructure = std::move(p.bodystructure);
   s.body = std::move(p.body);
   s.envelope = std::move(p.envelope);
+  s.header = std::string(raw.substr(0, std::min<size_t>(s.root.body_begin, raw.size())));
   auto fields = split_fields(raw.substr(0, s.root.body_begin));
   if (const Field* d = first_field(fields, "Date")) {
     std::string v = unfold(d->value);

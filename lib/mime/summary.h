@@ -56,9 +56,13 @@ struct Summary {
   // The Date header's zone, seconds east of UTC: SENTON & co. compare the
   // sender's own calendar day (RFC 9051 6.4.4). Appended: older summaries read 0.
   int64_t date_offset = 0;
+  // The top-level header block as stored (up to the body): HEADER.FIELDS and
+  // SEARCH on header keys read it instead of the whole message. Empty in
+  // summaries written before it existed.
+  std::string header;
   MAIL_FIELDS(version, size, envelope, bodystructure, body, root, date, sort_from, sort_to, sort_cc,
               subject_base, subject, message_id, in_reply_to, references, preview, display_from,
-              display_to, date_offset)
+              display_to, date_offset, header)
 };
 
 // Parses `raw` (a whole message, CRLF or LF line ends) and returns the encoded
