@@ -17,20 +17,11 @@
 
 #include "base/completion.h"
 #include "base/log.h"
-#include "base/status.h"
-#include "config/config.h"
-#include "store/store.h"
+#include "store/tool.h"
 #include "transfer/backup.h"
 #include "transfer/report.h"
 
 namespace {
-
-constexpr int kUsage = 64;  // EX_USAGE
-
-int fail(mail::Code code, const std::string& message) {
-  std::fprintf(stderr, "mail-backup: %s\n", message.c_str());
-  return mail::exit_code(code);
-}
 
 std::string when(int64_t t) {
   time_t tt = static_cast<time_t>(t);
@@ -74,11 +65,10 @@ int main(int argc, char** argv) {
                "mail-backup"};
   app.require_subcommand(1);
   app.fallthrough();
-  std::string config_file, data_dir, format = "table", key_file, passphrase_file;
-  bool offline = false, online = false, verbose = false, no_progress = false;
-  app.add_option("-c,--config", config_file, "configuration file (default: $MAIL_CONFIG or ./mail.toml)")
-      ->type_name("FILE");
-  app.add_option("-d,--data-dir", data_dir, "data directory; overrides general.data_dir")->type_name("DIR");
+  mail::store::Tool tool("mail-backup");
+  std::string format = "table", key_file, passphrase_file;
+  bool verbose = false, no_progress = false;
+  tool.add_config_options(app);
   app.add_option("--key-file", key_file, "key file (32 bytes or 64 hex digits; `mail-backup keygen FILE`)")
       ->type_name("FILE");
   app.add_option("--passphrase-file", passphrase_file,
@@ -87,8 +77,7 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "output format (default: table)")->check(CLI::IsMember({"table", "json"}));
   app.add_flag("-v,--verbose", verbose, "say what was done (default: silent on success)");
   app.add_flag("--no-progress", no_progress, "no progress line even on a terminal");
-  auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
-  app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  tool.add_mode_options(app);
 
   std::string dest, backup_path, keygen_path, restore_account, restore_mailbox, restore_as;
   bool incremental = false;
@@ -118,41 +107,33 @@ int main(int argc, char** argv) {
   auto* keygen = app.add_subcommand("keygen", "Write a new random key file (mode 0600)");
   keygen->add_option("FILE", keygen_path, "the key file to create")->required()->type_name("FILE");
   mail::add_completion_option(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "mail-backup: %s\n", e.what());
-    return kUsage;
-  }
+  if (auto done = tool.parse(app, argc, argv)) return *done;
   mail::log::init("mail-backup", mail::log::Level::warn);
 
   if (keygen->parsed()) {
     auto st = mail::transfer::backup_keygen(keygen_path);
-    if (!st) return fail(st.code(), st.message());
+    if (!st) return tool.fail(st);
     return 0;
   }
   if (list->parsed()) {
     auto l = mail::transfer::backup_list(dest);
-    if (!l) return fail(l.code(), l.status().message());
+    if (!l) return tool.fail(l.status());
     std::cout << render(*l, format) << std::flush;
     return 0;
   }
   if (prune->parsed()) {
     auto lock = mail::transfer::BackupLock::take(dest);
-    if (!lock) return fail(lock.code(), lock.status().message());
+    if (!lock) return tool.fail(lock.status());
     auto l = mail::transfer::backup_list(dest);
-    if (!l) return fail(l.code(), l.status().message());
-    if (keep_daily + keep_weekly + keep_monthly == 0) {
-      std::fprintf(stderr, "mail-backup: prune needs at least one of --keep-daily, --keep-weekly, --keep-monthly\n");
-      return kUsage;
-    }
+    if (!l) return tool.fail(l.status());
+    if (keep_daily + keep_weekly + keep_monthly == 0)
+      return tool.usage("prune needs at least one of --keep-daily, --keep-weekly, --keep-monthly");
     auto gone = mail::transfer::backups_to_prune(*l, {keep_daily, keep_weekly, keep_monthly});
     for (const auto& b : gone) {
       if (!dry_run) {
         std::error_code ec;
         std::filesystem::remove(b.path, ec);
-        if (ec) return fail(mail::Code::io, "cannot delete " + b.path + ": " + ec.message());
+        if (ec) return tool.fail(mail::Code::io, "cannot delete " + b.path + ": " + ec.message());
       }
       if (verbose || dry_run) std::cout << (dry_run ? "would delete " : "deleted ") << b.id << "\n";
     }
@@ -164,38 +145,26 @@ int main(int argc, char** argv) {
   key.key_file = key_file;
   if (!passphrase_file.empty()) {
     std::ifstream in(passphrase_file);
-    if (!in) return fail(mail::Code::not_found, "cannot read " + passphrase_file);
+    if (!in) return tool.fail(mail::Code::not_found, "cannot read " + passphrase_file);
     std::getline(in, key.passphrase);
     key.has_passphrase = true;
   } else if (const char* p = std::getenv("MAIL_BACKUP_PASSPHRASE"); p && *p) {
     key.passphrase = p;
     key.has_passphrase = true;
   }
-  if (key.key_file.empty() && !key.has_passphrase) {
-    std::fprintf(stderr, "mail-backup: no key: give --key-file FILE or --passphrase-file FILE\n");
-    return kUsage;
-  }
-  if (!key.key_file.empty() && key.has_passphrase) {
-    std::fprintf(stderr, "mail-backup: give a key file or a passphrase, not both\n");
-    return kUsage;
-  }
+  if (key.key_file.empty() && !key.has_passphrase)
+    return tool.usage("no key: give --key-file FILE or --passphrase-file FILE");
+  if (!key.key_file.empty() && key.has_passphrase) return tool.usage("give a key file or a passphrase, not both");
 
   if (verify->parsed()) {
     auto info = mail::transfer::backup_verify(backup_path, key);
-    if (!info) return fail(info.code(), info.status().message());
+    if (!info) return tool.fail(info.status());
     if (verbose) std::cout << render({*info}, format) << std::flush;
     return 0;
   }
 
-  std::string path = !config_file.empty() ? config_file : mail::default_config_path();
-  auto config = mail::load_config(path);
-  if (!config) return fail(config.code(), config.status().message());
-  std::string dir = data_dir.empty() ? config->general.data_dir : data_dir;
-  auto mode = offline ? mail::store::OpenMode::direct
-              : online ? mail::store::OpenMode::daemon
-                       : mail::store::OpenMode::automatic;
-  auto store = mail::store::open_store(mail::store::StorePaths{dir}, mode);
-  if (!store) return fail(store.code(), store.status().message());
+  auto store = tool.open();
+  if (!store) return tool.fail(store.status());
 
   if (create->parsed()) {
     std::optional<mail::transfer::BackupLock> lock;
@@ -203,7 +172,7 @@ int main(int argc, char** argv) {
       std::error_code ec;
       std::filesystem::create_directories(dest, ec);
       auto l = mail::transfer::BackupLock::take(dest);
-      if (!l) return fail(l.code(), l.status().message());
+      if (!l) return tool.fail(l.status());
       lock.emplace(std::move(*l));
     }
     mail::transfer::Progress progress("backing up", !no_progress && mail::transfer::Progress::stderr_is_terminal());
@@ -214,7 +183,7 @@ int main(int argc, char** argv) {
     options.progress = [&](uint64_t, uint64_t bytes) { progress.update(bytes, 0); };
     auto info = mail::transfer::backup_create(**store, options);
     progress.done();
-    if (!info) return fail(info.code(), info.status().message());
+    if (!info) return tool.fail(info.status());
     if (verbose && dest != "-") std::cout << render({*info}, format) << std::flush;
     return 0;
   }
@@ -228,7 +197,7 @@ int main(int argc, char** argv) {
     mail::transfer::Progress progress("restoring", !no_progress && mail::transfer::Progress::stderr_is_terminal());
     auto stats = mail::transfer::backup_restore(**store, backup_path, options);
     progress.done();
-    if (!stats) return fail(stats.code(), stats.status().message());
+    if (!stats) return tool.fail(stats.status());
     if (verbose) {
       mail::transfer::Summary s;
       s.totals = {{"backups", stats->backups},   {"domains", stats->domains},
@@ -243,5 +212,5 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  return kUsage;
+  return tool.usage("no command given (see mail-backup --help)");
 }

@@ -11,31 +11,17 @@
 
 #include "base/completion.h"
 #include "base/log.h"
-#include "base/status.h"
-#include "config/config.h"
-#include "store/store.h"
+#include "store/tool.h"
 #include "transfer/exporter.h"
 #include "transfer/report.h"
 
-namespace {
-
-constexpr int kUsage = 64;  // EX_USAGE
-
-int fail(mail::Code code, const std::string& message) {
-  std::fprintf(stderr, "mail-export: %s\n", message.c_str());
-  return mail::exit_code(code);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"Export an account's mailboxes to Maildir or mbox (mboxrd).", "mail-export"};
-  std::string config_file, data_dir, account, type = "maildir", format = "table", path;
+  mail::store::Tool tool("mail-export");
+  std::string account, type = "maildir", format = "table", path;
   std::vector<std::string> mailboxes;
-  bool offline = false, online = false, quiet = false, no_progress = false, crlf = false;
-  app.add_option("-c,--config", config_file, "configuration file (default: $MAIL_CONFIG or ./mail.toml)")
-      ->type_name("FILE");
-  app.add_option("-d,--data-dir", data_dir, "data directory; overrides general.data_dir")->type_name("DIR");
+  bool quiet = false, no_progress = false, crlf = false;
+  tool.add_config_options(app);
   app.add_option("-a,--account", account, "the account to export (local@domain)")->required();
   app.add_option("-m,--mailbox", mailboxes, "export only this mailbox (repeatable; default: all)")->type_name("NAME");
   app.add_option("-t,--type", type, "output type (default: maildir)")->check(CLI::IsMember({"maildir", "mbox"}));
@@ -43,38 +29,21 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "summary format (default: table)")->check(CLI::IsMember({"table", "json"}));
   app.add_flag("-q,--quiet", quiet, "print no summary");
   app.add_flag("--no-progress", no_progress, "no progress line even on a terminal");
-  auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
-  app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  tool.add_mode_options(app);
   app.add_option("DEST", path,
                  "Maildir root; or for mbox a file (one mailbox; - for stdout) or a directory (one .mbox per mailbox)")
       ->required()
       ->type_name("PATH");
   mail::add_completion_option(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "mail-export: %s\n", e.what());
-    return kUsage;
-  }
+  if (auto done = tool.parse(app, argc, argv)) return *done;
   mail::log::init("mail-export", mail::log::Level::warn);
-  if (path == "-" && type != "mbox") {
-    std::fprintf(stderr, "mail-export: only --type mbox can be written to stdout\n");
-    return kUsage;
-  }
+  if (path == "-" && type != "mbox") return tool.usage("only --type mbox can be written to stdout");
   if (path == "-") quiet = true;  // stdout carries the mbox
 
-  std::string config_path = !config_file.empty() ? config_file : mail::default_config_path();
-  auto config = mail::load_config(config_path);
-  if (!config) return fail(config.code(), config.status().message());
-  std::string dir = data_dir.empty() ? config->general.data_dir : data_dir;
-  auto mode = offline ? mail::store::OpenMode::direct
-              : online ? mail::store::OpenMode::daemon
-                       : mail::store::OpenMode::automatic;
-  auto store = mail::store::open_store(mail::store::StorePaths{dir}, mode);
-  if (!store) return fail(store.code(), store.status().message());
+  auto store = tool.open();
+  if (!store) return tool.fail(store.status());
   auto info = (*store)->account_get({account});
-  if (!info) return fail(info.code(), info.status().message());
+  if (!info) return tool.fail(info.status());
 
   mail::transfer::Progress progress("exporting", !no_progress && mail::transfer::Progress::stderr_is_terminal());
   mail::transfer::ExportOptions options;
@@ -85,7 +54,7 @@ int main(int argc, char** argv) {
   options.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   auto stats = mail::transfer::export_mail(**store, *info, options);
   progress.done();
-  if (!stats) return fail(stats.code(), stats.status().message());
+  if (!stats) return tool.fail(stats.status());
   if (stats->dropped_keywords)
     std::fprintf(stderr, "mail-export: warning: %llu keyword(s) dropped (Maildir keeps 26 per folder)\n",
                  static_cast<unsigned long long>(stats->dropped_keywords));

@@ -15,34 +15,25 @@
 
 #include "base/completion.h"
 #include "base/log.h"
-#include "base/status.h"
-#include "config/config.h"
-#include "store/store.h"
+#include "store/tool.h"
 #include "transfer/importer.h"
 #include "transfer/report.h"
 
 namespace {
 
-constexpr int kUsage = 64;    // EX_USAGE
 constexpr int kDataErr = 65;  // EX_DATAERR
-
-int fail(mail::Code code, const std::string& message) {
-  std::fprintf(stderr, "mail-import: %s\n", message.c_str());
-  return mail::exit_code(code);
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Import mail (Maildir, mbox, .eml, stdin) into an account's mailboxes.", "mail-import"};
-  std::string config_file, data_dir, account, mailbox, type = "auto", variant_name = "auto", format = "table";
+  mail::store::Tool tool("mail-import");
+  std::string account, mailbox, type = "auto", variant_name = "auto", format = "table";
   std::vector<std::string> sources;
-  bool offline = false, online = false, strict = false, quiet = false, no_progress = false, enforce_quota = false;
+  bool strict = false, quiet = false, no_progress = false, enforce_quota = false;
   unsigned jobs = 8;
   size_t max_size = 64u << 20;
-  app.add_option("-c,--config", config_file, "configuration file (default: $MAIL_CONFIG or ./mail.toml)")
-      ->type_name("FILE");
-  app.add_option("-d,--data-dir", data_dir, "data directory; overrides general.data_dir")->type_name("DIR");
+  tool.add_config_options(app);
   app.add_option("-a,--account", account, "the account to import into (local@domain)")->required();
   app.add_option("-m,--mailbox", mailbox,
                  "target mailbox (default INBOX); folders of a Maildir or mbox tree go below it when given")
@@ -59,19 +50,12 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "summary format (default: table)")->check(CLI::IsMember({"table", "json"}));
   app.add_flag("-q,--quiet", quiet, "print no summary (warnings and errors still go to stderr)");
   app.add_flag("--no-progress", no_progress, "no progress line even on a terminal");
-  auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
-  app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  tool.add_mode_options(app);
   app.add_option("SOURCE", sources, "Maildir, mbox file, directory of mbox files, .eml file, or - for stdin")
       ->required()
       ->type_name("PATH");
   mail::add_completion_option(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "mail-import: %s\n", e.what());
-    return kUsage;
-  }
+  if (auto done = tool.parse(app, argc, argv)) return *done;
   mail::log::init("mail-import", mail::log::Level::warn);
   // Message buffers come and go by the thousand on several threads: large ones
   // from mmap (returned when freed) and few arenas keep memory flat.
@@ -79,31 +63,24 @@ int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);
 
   auto variant = mail::transfer::parse_variant(variant_name);
-  if (!variant) return fail(variant.code(), variant.status().message());
+  if (!variant) return tool.fail(variant.status());
 
   // What to import, before touching the store.
   std::vector<mail::transfer::SourceEntry> plan;
   uint64_t total = 0;
   for (const auto& s : sources) {
     auto p = mail::transfer::plan_sources(s, type);
-    if (!p) return fail(p.code(), p.status().message());
+    if (!p) return tool.fail(p.status());
     for (auto& e : *p) {
       total += e.size;
       plan.push_back(std::move(e));
     }
   }
 
-  std::string path = !config_file.empty() ? config_file : mail::default_config_path();
-  auto config = mail::load_config(path);
-  if (!config) return fail(config.code(), config.status().message());
-  std::string dir = data_dir.empty() ? config->general.data_dir : data_dir;
-  auto mode = offline ? mail::store::OpenMode::direct
-              : online ? mail::store::OpenMode::daemon
-                       : mail::store::OpenMode::automatic;
-  auto store = mail::store::open_store(mail::store::StorePaths{dir}, mode);
-  if (!store) return fail(store.code(), store.status().message());
+  auto store = tool.open();
+  if (!store) return tool.fail(store.status());
   auto info = (*store)->account_get({account});
-  if (!info) return fail(info.code(), info.status().message());
+  if (!info) return tool.fail(info.status());
 
   mail::transfer::Progress progress("importing", !no_progress && mail::transfer::Progress::stderr_is_terminal());
   mail::transfer::ImportOptions options;
@@ -150,7 +127,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mail-import: %s\n", failure.message().c_str());
       return kDataErr;
     }
-    return fail(failure.code(), failure.message());
+    return tool.fail(failure);
   }
   if (stats.skipped > 0) {
     std::fprintf(stderr, "mail-import: %llu message(s) skipped\n", static_cast<unsigned long long>(stats.skipped));

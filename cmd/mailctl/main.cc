@@ -12,28 +12,14 @@
 #include "admin/admin.h"
 #include "base/completion.h"
 #include "base/password_input.h"
-#include "base/status.h"
-#include "config/config.h"
 #include "master/control.h"
-#include "store/store.h"
+#include "store/tool.h"
 
 #ifndef MAIL_VERSION
 #define MAIL_VERSION "unknown"
 #endif
 
 namespace {
-
-constexpr int kUsage = 64;  // EX_USAGE
-
-int fail(mail::Code code, const std::string& message) {
-  std::cerr << "mailctl: " << message << "\n";
-  return mail::exit_code(code);
-}
-
-int usage(const std::string& message) {
-  std::cerr << "mailctl: " << message << "\n";
-  return kUsage;
-}
 
 // One admin operation bound to its subcommand and the values CLI11 fills in.
 struct Command {
@@ -88,24 +74,17 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand
   app.require_subcommand(1);
 
-  std::string config_file;
-  std::string data_dir;
+  mail::store::Tool tool("mailctl");
   std::string format_name = "table";
-  bool offline = false;
-  bool online = false;
-  app.add_option("--config", config_file,
-                 "configuration file (default: $MAIL_CONFIG, else ./mail.toml if present, else built-in defaults)")
-      ->type_name("FILE");
-  app.add_option("--data-dir", data_dir, "data directory; overrides general.data_dir")->type_name("DIR");
+  tool.add_config_options(app, false);
   app.add_option("--format", format_name, "output format (default: table)")
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"table", "json"}));
-  auto* offline_opt = app.add_flag("--offline", offline, "open the store directly; fails if mail-stored runs");
-  auto* online_opt = app.add_flag("--online", online, "only go through the running mail-stored")->excludes(offline_opt);
+  tool.add_mode_options(app);
   bool via_master = false;
   app.add_flag("--master", via_master, "run the operation in the running mail-master (its control socket)")
-      ->excludes(offline_opt)
-      ->excludes(online_opt);
+      ->excludes(tool.offline_option())
+      ->excludes(tool.online_option());
   app.set_version_flag("--version", "mailctl " MAIL_VERSION);
 
   std::list<Command> commands;
@@ -158,47 +137,41 @@ int main(int argc, char** argv) {
 
   mail::add_completion_option(app);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    return usage(e.what());
-  }
+  if (auto done = tool.parse(app, argc, argv)) return *done;
 
   auto format = mail::admin::parse_format(format_name);
-  if (!format) return usage(format.status().message());
+  if (!format) return tool.usage(format.status().message());
 
   // ---- configuration -------------------------------------------------------------
   if (config_check->parsed()) {
-    std::string path = !check_file.empty() ? check_file : !config_file.empty() ? config_file : mail::default_config_path();
+    std::string path = !check_file.empty() ? check_file : tool.config_path();
     if (path.empty()) {
       std::cout << "no configuration file: the built-in defaults are used\n";
       return 0;
     }
     auto config = mail::load_config(path);
-    if (!config) return fail(config.code(), config.status().message());
+    if (!config) return tool.fail(config.status());
     std::cout << path << ": ok\n";
     return 0;
   }
-  std::string path = !config_file.empty() ? config_file : mail::default_config_path();
-  auto config = mail::load_config(path);
-  if (!config) return fail(config.code(), config.status().message());
+  auto config = tool.load_config();
+  if (!config) return tool.fail(config.status());
   if (config_show->parsed()) {
     std::cout << mail::render_config(*config, only_defaults);
     return 0;
   }
 
-  std::string dir = data_dir.empty() ? config->general.data_dir : data_dir;
+  std::string dir = tool.data_dir(*config);
   if (!stack_request.empty()) {
     std::string request = stack_request + (stack_service.empty() ? "" : " " + stack_service);
     auto out = mail::master::stack_request(dir, request);
-    if (!out) return fail(out.code(), out.status().message());
+    if (!out) return tool.fail(out.status());
     std::cout << mail::admin::render(*out, *format) << std::flush;
     return 0;
   }
   if (logs_cmd->parsed()) {
     auto st = mail::master::print_logs(dir, logs_service, logs_lines, logs_follow, std::cout);
-    if (!st) return fail(st.code(), st.message());
+    if (!st) return tool.fail(st);
     return 0;
   }
 
@@ -206,7 +179,7 @@ int main(int argc, char** argv) {
   Command* cmd = nullptr;
   for (auto& c : commands)
     if (c.app->parsed()) cmd = &c;
-  if (cmd == nullptr) return usage("no command given (see mailctl --help)");
+  if (cmd == nullptr) return tool.usage("no command given (see mailctl --help)");
 
   mail::admin::Args args;
   for (auto& [name, values] : cmd->lists)
@@ -215,28 +188,24 @@ int main(int argc, char** argv) {
     if (cmd->options[name]->count() > 0) args.set(name, value);
   if (cmd->wants_password) {
     if (mail::password_needs_terminal(cmd->password))
-      return usage(cmd->op->name() +
+      return tool.usage(cmd->op->name() +
                    ": no password given and stdin is not a terminal: use --password-file FILE or --password-stdin");
     auto password = mail::read_password(cmd->password);
-    if (!password) return fail(password.code(), password.status().message());
+    if (!password) return tool.fail(password.status());
     args.set("password", std::move(*password));
   }
 
   if (via_master) {
     auto out = mail::master::admin_request(dir, *cmd->op, args);
-    if (!out) return fail(out.code(), out.status().message());
+    if (!out) return tool.fail(out.status());
     std::cout << mail::admin::render(*out, *format) << std::flush;
     return 0;
   }
-  mail::store::StorePaths paths{dir};
-  auto mode = offline ? mail::store::OpenMode::direct
-              : online ? mail::store::OpenMode::daemon
-                       : mail::store::OpenMode::automatic;
-  auto store = mail::store::open_store(paths, mode);
-  if (!store) return fail(store.code(), store.status().message());
+  auto store = tool.open(*config);
+  if (!store) return tool.fail(store.status());
 
   auto out = mail::admin::run(*cmd->op, **store, args);
-  if (!out) return fail(out.code(), out.status().message());
+  if (!out) return tool.fail(out.status());
   std::cout << mail::admin::render(*out, *format) << std::flush;
   return 0;
 }
