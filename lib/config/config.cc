@@ -166,10 +166,19 @@ std::string port_number(const Value& v) {
   const auto* n = std::get_if<uint64_t>(&v);
   return n && (*n == 0 || *n > 65535) ? "expected a port from 1 to 65535" : "";
 }
+
 std::string dmarc_policy(const Value& v) {
   const auto* s = as_string(v);
   if (!s || *s == "reject" || *s == "quarantine" || *s == "tag") return "";
   return "expected one of reject, quarantine, tag (got \"" + *s + "\")";
+}
+
+// A score such as "5.0" or "-1.5" ([spam] thresholds are decimals; TOML floats are not a field type).
+std::string spam_score(const Value& v) {
+  const auto* score = as_string(v);
+  char* score_end = nullptr;
+  if (!score || (!score->empty() && (std::strtod(score->c_str(), &score_end), *score_end == '\0'))) return "";
+  return "expected a number such as \"5.0\" (got \"" + *score + "\")";
 }
 
 // ---- the table ----------------------------------------------------------------
@@ -265,6 +274,14 @@ const Field kFields[] = {
     MAIL_FIELD(auth, dns_budget_ms, "Time all DNS lookups of one message may take together, in ms (then temperror).", positive),
     MAIL_FIELD(auth, check_loopback, "Also check clients on loopback addresses (local software is trusted otherwise).", nullptr),
     MAIL_FIELD(auth, dmarc_reports, "Record DMARC results per source for aggregate reports (mailctl dmarc report).", nullptr),
+    MAIL_FIELD(spam, enabled, "Score incoming mail in the SMTP server (headers, Junk, rejection).", nullptr),
+    MAIL_FIELD(spam, required_score, "Score at or above which a message is spam and filed into Junk.", spam_score),
+    MAIL_FIELD(spam, reject_score, "Score at or above which SMTP refuses a message (5xx); \"0\": never.", spam_score),
+    MAIL_FIELD(spam, rules_file, "Rule file adding rules and changing scores; empty: built-in rules only.", nullptr),
+    MAIL_FIELD(spam, dnsbl, "Comma-separated DNS block lists for the client IP; empty: none (offline).", nullptr),
+    MAIL_FIELD(spam, uribl, "Comma-separated URI block lists for link domains; empty: none (offline).", nullptr),
+    MAIL_FIELD(spam, token_expiry_days, "Days after which a token not trained again is forgotten; 0: never.", nullptr),
+    MAIL_FIELD(spam, learn_from_imap, "Train an account's filter when mail is moved into or out of Junk.", nullptr),
 };
 
 #undef MAIL_FIELD

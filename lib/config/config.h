@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "config/spam.h"
 
 namespace mail {
 
@@ -125,6 +126,7 @@ struct AuthConfig {
   bool check_loopback = false;      // also check clients on loopback (local software otherwise; tests)
   bool operator==(const AuthConfig&) const = default;
 };  // AuthConfig
+
 struct Config {
   GeneralConfig general;
   TlsConfig tls;
@@ -133,6 +135,7 @@ struct Config {
   ImapConfig imap;
   AuthConfig auth;
   QueueConfig queue;
+  SpamConfig spam;
   std::map<std::string, ServiceConfig> services = default_services();
   std::string source;  // the file it was read from; empty for defaults
 
