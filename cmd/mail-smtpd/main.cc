@@ -12,6 +12,7 @@
 #include "smtp/auth_filter.h"
 #include "smtp/dkim_sign_filter.h"
 #include "smtp/server.h"
+#include "smtp/spam_filter.h"
 #include "store/store.h"
 
 int main(int argc, char** argv) {
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
     return mail::exit_code(inbound_auth.code());
   }
   if (inbound_auth->filter) server.add_filter(inbound_auth->filter.get());
+  auto spam_filter = mail::smtp::SpamFilter::make(cfg, *resources->store, resources->hostname);
+  if (!spam_filter) return mail::log::error("{}", spam_filter.status().message()), mail::exit_code(spam_filter.code());
+  if (*spam_filter) server.add_filter(spam_filter->get());
   mail::smtp::DkimSignFilter dkim_sign(*resources->store);
   server.add_filter(&dkim_sign);
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {

@@ -191,3 +191,29 @@ def test_bad_input_gives_a_verdict(run, store_dir):
         assert r.returncode in (0, 1), (name, r.returncode, r.stderr.decode())
         out = json.loads(r.stdout)
         assert out["verdict"] in ("spam", "ham"), name
+
+
+def test_smtp_filter_rejects_spam_and_accepts_ham(run, store_dir, corpus, stored, daemons, tmp_path):
+    import smtplib
+    from conftest import binary, free_port, port_open, wait_for
+    from test_smtp import hand_over, make_cert
+    train_all(run, store_dir, corpus)
+    config = tmp_path / "mail.toml"
+    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nrequired_score = "4.0"\n'
+                      'reject_score = "6.0"\n')
+    make_cert(store_dir)
+    hand_over(store_dir)
+    mx = free_port()
+    smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
+                           "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
+    wait_for(lambda: port_open(mx) or not smtpd.alive(), what="mail-smtpd port")
+    assert smtpd.alive(), smtpd.log_text()
+    s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
+    s.ehlo("client.example")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        s.sendmail("promo@deals.example", [USER], corpus["test_spam"])
+    assert refused.value.smtp_code == 550 and b"5.7.1" in refused.value.smtp_error
+    s.sendmail("alice@example.org", [USER], corpus["test_ham"])
+    s.quit()
+    r = run("mailctl", "--data-dir", store_dir, "--format", "json", "account", "show", USER)
+    assert json.loads(r.stdout)["used"]["messages"] == 1
