@@ -5,6 +5,7 @@
 #include "imap/session.h"
 #include "imap/util.h"
 #include "mime/summary.h"
+#include "spam/learn.h"
 
 namespace mail::imap {
 
@@ -151,6 +152,7 @@ void Session::cmd_copy(const std::string& tag, Parser& p, std::string& out, bool
     out += tag + " " + no_for(r.status()) + "\r\n";
     return;
   }
+  spam::learn_from_copy(*env_.store, account_.id, sel_->info, *to, sel_->msgs, idx);  // into/out of Junk trains
   if (self_move) {
     auto e = env_.store->expunge({sel_->info.id, r->source_uids});
     if (!e) {

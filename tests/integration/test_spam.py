@@ -217,3 +217,30 @@ def test_smtp_filter_rejects_spam_and_accepts_ham(run, store_dir, corpus, stored
     s.quit()
     r = run("mailctl", "--data-dir", store_dir, "--format", "json", "account", "show", USER)
     assert json.loads(r.stdout)["used"]["messages"] == 1
+
+
+def test_imap_move_into_and_out_of_junk_trains(run, store_dir, corpus, stored, daemons, tmp_path):
+    import imaplib
+    from conftest import binary, free_port, port_open, wait_for
+    port = free_port()
+    imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{port}"],
+                          log=str(tmp_path / "imapd.log"))
+    wait_for(lambda: port_open(port) or not imapd.alive(), what="mail-imapd port")
+    assert imapd.alive(), imapd.log_text()
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+    m.login(USER, "pw")
+    m.create("Junk")
+    m.append("INBOX", None, None, corpus["test_spam"].replace("\n", "\r\n").encode())
+    m.select("INBOX")
+    typ, _ = m.uid("MOVE", "1:*", "Junk")
+    assert typ == "OK"
+
+    def stats():
+        return json.loads(spamscore(run, store_dir, "stats", "-a", USER, "--format", "json").stdout)
+    assert stats()["spam_messages"] == 1 and stats()["ham_messages"] == 0
+    # Moved back out of Junk: relearnt as ham.
+    m.select("Junk")
+    typ, _ = m.uid("MOVE", "1:*", "INBOX")
+    assert typ == "OK"
+    assert stats()["spam_messages"] == 0 and stats()["ham_messages"] == 1
+    m.logout()
