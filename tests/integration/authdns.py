@@ -2,6 +2,7 @@
 TXT records (SPF, DKIM keys, DMARC policies) and A records from a dict, NXDOMAIN
 for names it does not know. UDP and TCP, on a free port, in threads."""
 import socket
+import time
 
 from dnslib import QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
@@ -20,6 +21,8 @@ class ZoneResolver(BaseResolver):
     def resolve(self, request, handler):
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
+        if (name, "SLOW") in self.records:  # a server that does not answer in time
+            time.sleep(self.records[(name, "SLOW")])
         qtype = QTYPE[request.q.qtype]
         values = self.records.get((name, qtype))
         if values:

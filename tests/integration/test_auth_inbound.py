@@ -44,6 +44,8 @@ RECORDS = {
     ("evil.example", "TXT"): ["v=spf1 ip4:127.0.0.1 -all"],
     ("client.example", "TXT"): ["v=spf1 a -all"],
     ("client.example", "A"): ["127.0.0.1"],
+    # slow.example: its DNS answers long after the budget.
+    ("slow.example", "SLOW"): 20,
     # plain.example exists with no records at all.
     ("plain.example", "A"): ["192.0.2.1"],
 }
@@ -289,3 +291,12 @@ def test_dmarc_aggregate_report(stack, tmp_path):
     r = subprocess.run([binary("mailctl"), "--data-dir", stack.datadir, "dmarc", "report", "--date", "yesterday"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert r.returncode == 65 and b"expected YYYY-MM-DD" in r.stderr
+
+
+def test_dns_budget(stack):
+    """A DNS server that does not answer costs one budget (5 s here), then the
+    checks report temperror and the message is delivered."""
+    stack.send("someone@slow.example", message("someone@slow.example", "slow dns"))
+    ar = auth_results(stack.find("slow dns"))[0]
+    assert "spf=temperror" in ar and "smtp.mailfrom=someone@slow.example" in ar
+    assert "dmarc=temperror" in ar or "dmarc=none" in ar
