@@ -1,5 +1,6 @@
 // Fuzzes the DKIM tag-list parser, the key-record parser, and DKIM and ARC
-// verification of a message whose signatures and body are the input: nothing may crash, a parsed
+// verification of a message whose signatures and body are the input, and the
+// Authentication-Results reader: nothing may crash, a parsed
 // tag's offsets stay inside the text, and an input the fuzzer made up never
 // passes (the stub publishes a key whose private half it does not have).
 #include <cstddef>
@@ -7,6 +8,7 @@
 #include <string_view>
 
 #include "auth/arc.h"
+#include "auth/auth_results.h"
 #include "auth/dkim.h"
 #include "auth/tag_list.h"
 
@@ -41,5 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r.status == DkimStatus::pass) __builtin_trap();
   }
   if (arc_validate(msg, *dns, options).status == ArcStatus::pass) __builtin_trap();
+  // The inbound filter's test for forged Authentication-Results of ours.
+  for (const auto& h : msg.headers()) {
+    (void)is_our_auth_results(h, "mx.example.org");
+    (void)ar_parts(header_value(h));
+  }
   return 0;
 }
