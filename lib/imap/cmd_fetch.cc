@@ -246,14 +246,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
       req.mode = store::FlagMode::add;
       req.flags = store::flag::seen;
       auto r = env_.store->flags_update(req);
-      if (r) {
-        for (const auto& e : r->updated)
-          for (size_t i : idx)
-            if (sel_->msgs[i].uid == e.uid) {
-              sel_->msgs[i] = e;
-              seen_changed[i] = true;
-            }
-      }
+      if (r) sel_->apply_updates(r->updated, seen_changed);
     }
   }
   std::vector<std::optional<mime::Summary>> metas(idx.size());

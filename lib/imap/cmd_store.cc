@@ -71,17 +71,11 @@ void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, boo
       return;
     }
     for (auto u : r->modified) modified.push_back(u);
-    for (const auto& e : r->updated) {
-      for (size_t i : idx)
-        if (sel_->msgs[i].uid == e.uid) {
-          sel_->msgs[i] = e;
-          touched[i] = true;
-        }
-    }
+    sel_->apply_updates(r->updated, touched);
   }
+  std::sort(modified.begin(), modified.end());
   for (size_t i : idx) {
-    bool mod = std::find(modified.begin(), modified.end(), sel_->msgs[i].uid) != modified.end();
-    if (mod) continue;
+    if (std::binary_search(modified.begin(), modified.end(), sel_->msgs[i].uid)) continue;
     if (silent && !(condstore_ && touched[i])) continue;
     if (silent) {
       out += "* " + std::to_string(i + 1) + " FETCH (" + (uid ? "UID " + std::to_string(sel_->msgs[i].uid) + " " : "") +
@@ -98,7 +92,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, boo
     } else {
       std::vector<store::Uid> msns;
       for (size_t i = 0; i < sel_->msgs.size(); ++i)
-        if (std::find(modified.begin(), modified.end(), sel_->msgs[i].uid) != modified.end())
+        if (std::binary_search(modified.begin(), modified.end(), sel_->msgs[i].uid))
           msns.push_back(static_cast<store::Uid>(i + 1));
       s = uid_set_string(msns);
     }

@@ -216,6 +216,21 @@ void Session::fetch_flags_line(std::string& out, size_t index, bool with_uid) co
   out += ")\r\n";
 }
 
+size_t Session::Selected::index_of(store::Uid uid) const {
+  auto it = std::lower_bound(msgs.begin(), msgs.end(), uid,
+                             [](const store::MessageEntry& m, store::Uid u) { return m.uid < u; });
+  return it != msgs.end() && it->uid == uid ? static_cast<size_t>(it - msgs.begin()) : msgs.size();
+}
+
+void Session::Selected::apply_updates(const std::vector<store::MessageEntry>& updated, std::vector<bool>& changed) {
+  for (const auto& e : updated) {
+    size_t i = index_of(e.uid);
+    if (i == msgs.size()) continue;
+    msgs[i] = e;
+    changed[i] = true;
+  }
+}
+
 void Session::sync(std::string& out, bool allow_expunge) {
   if (!sel_) return;
   // Only what changed since the last look: the store keeps a modseq index.

@@ -110,6 +110,10 @@ class Session {
     store::ModSeq known_modseq = 0;          // changes up to here are in msgs
     std::vector<store::Uid> pending_expunge;  // expunged, not yet reported (sorted)
     std::set<store::Uid> recent;              // \Recent in this session (IMAP4rev1 only)
+    // Index of `uid` in msgs (ascending uids), or msgs.size() when absent.
+    size_t index_of(store::Uid uid) const;
+    // Stores the entries the store returned after a change; marks their indexes in `changed`.
+    void apply_updates(const std::vector<store::MessageEntry>& updated, std::vector<bool>& changed);
   };
   // Claims \Recent for messages from index `from` on (a read-write selection).
   void claim_recent(size_t from);
