@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <ctime>
 #include <random>
 #include <set>
 
+#include "base/date.h"
 #include "base/log.h"
 #include "mime/summary.h"
 #include "smtp/session.h"
@@ -22,15 +22,6 @@ std::string new_queue_id(int64_t now) {
   static std::atomic<uint64_t> counter{std::random_device{}()};
   uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
   return fmt::format("{:08X}{:06X}", static_cast<uint32_t>(now), static_cast<uint32_t>(n & 0xffffff));
-}
-
-std::string rfc5322_date(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
 }
 
 // Header field text from a client (HELO name): printable, no CR/LF, bounded.
