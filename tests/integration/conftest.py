@@ -18,6 +18,20 @@ SOURCE_DIR = os.environ.get(
 BIN_DIR = os.environ.get("MAIL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "cmd"))
 
 
+def _testsuites():
+    """The team's shared oracles: $MAIL_TESTSUITES, else ../shared/testsuites beside the
+    project, else /work/shared/testsuites (where a clone elsewhere, like CI's, finds them)."""
+    for candidate in (os.environ.get("MAIL_TESTSUITES"),
+                      os.path.join(SOURCE_DIR, "..", "shared", "testsuites"),
+                      "/work/shared/testsuites"):
+        if candidate and os.path.isdir(candidate):
+            return os.path.abspath(candidate)
+    return os.path.abspath(os.path.join(SOURCE_DIR, "..", "shared", "testsuites"))
+
+
+TESTSUITES = _testsuites()
+
+
 def binary(name):
     """Path of a built executable; skips the test when it is not built."""
     path = os.path.join(BIN_DIR, name)

@@ -12,10 +12,9 @@ import pytest
 
 yaml = pytest.importorskip("yaml")
 
-from conftest import SOURCE_DIR, binary  # noqa: E402
+from conftest import TESTSUITES, binary  # noqa: E402
 
-SUITE = os.environ.get("MAIL_ARC_SUITE", os.path.join(
-    SOURCE_DIR, "..", "shared", "testsuites", "arc", "arc-draft-validation-tests.yml"))
+SUITE = os.environ.get("MAIL_ARC_SUITE", os.path.join(TESTSUITES, "arc", "arc-draft-validation-tests.yml"))
 
 
 def load():

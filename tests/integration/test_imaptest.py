@@ -7,11 +7,10 @@ import subprocess
 
 import pytest
 
-from conftest import SOURCE_DIR
+from conftest import SOURCE_DIR, TESTSUITES
 from test_imap import USER, PASSWORD, datadir_for_daemons, start_stack  # noqa: F401 (fixture)
 
-SUITE = os.environ.get("MAIL_IMAPTEST_DIR",
-                       os.path.join(SOURCE_DIR, "..", "shared", "testsuites", "imaptest", "tests"))
+SUITE = os.environ.get("MAIL_IMAPTEST_DIR", os.path.join(TESTSUITES, "imaptest", "tests"))
 RUNNER = os.path.join(SOURCE_DIR, "tests", "imaptest", "imaptest_runner.py")
 
 # Server gaps still open (the runner fails the test when one of these passes,

@@ -11,12 +11,11 @@ import time
 
 import pytest
 
-from conftest import binary
+from conftest import TESTSUITES, binary
 
 EX_USAGE, EX_DATAERR, EX_NOUSER = 64, 65, 67
 USER = "user@example.test"
-CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "testsuites",
-                      "imaptest", "tests")
+CORPUS = os.path.join(TESTSUITES, "imaptest", "tests")
 
 
 def provision(run, datadir, *extra):

@@ -13,11 +13,10 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import TESTSUITES, free_port
 from test_import import USER, exp, imp, provision
 
-DOVECOT_REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "testsuites",
-                           "dovecot-ref.sh")
+DOVECOT_REF = os.path.join(TESTSUITES, "dovecot-ref.sh")
 
 
 def maildir_export(run, datadir, out):
@@ -43,6 +42,7 @@ def keywords_of(out, folder):
 
 
 @pytest.mark.skipif(shutil.which("dovecot") is None, reason="dovecot not installed (scripts/install-deps: dovecot-imapd)")
+@pytest.mark.skipif(not os.path.exists(DOVECOT_REF), reason=f"no {DOVECOT_REF} (the shared test suites)")
 def test_maildir_written_by_dovecot(datadir, run, tmp_path):
     ref = tmp_path / "dovecot"
     ports = {"IMAP_PORT": str(free_port()), "POP3_PORT": str(free_port()), "SIEVE_PORT": str(free_port())}
