@@ -197,6 +197,9 @@ struct AddrTok {
   std::string comment;  // a comment right after this token
 };
 
+// Unlike strchr, never matches '\0' (a NUL in a header is just a byte).
+bool is_one_of(char c, std::string_view set) { return set.find(c) != std::string_view::npos; }
+
 std::vector<AddrTok> addr_tokens(std::string_view s) {
   std::vector<AddrTok> out;
   size_t i = 0;
@@ -227,7 +230,7 @@ std::vector<AddrTok> addr_tokens(std::string_view s) {
       }
       ++i;
       out.push_back(std::move(t));
-    } else if (strchr("<>@,;:[]", c)) {
+    } else if (is_one_of(c, "<>@,;:[]")) {
       if (c == '[') {  // domain literal kept whole
         AddrTok t;
         size_t e = s.find(']', i);
@@ -241,7 +244,11 @@ std::vector<AddrTok> addr_tokens(std::string_view s) {
       ++i;
     } else {
       AddrTok t;
-      while (i < s.size() && !strchr(" \t\r\n()\"<>@,;:[]", s[i])) t.text.push_back(s[i++]);
+      while (i < s.size() && !is_one_of(s[i], " \t\r\n()\"<>@,;:[]")) t.text.push_back(s[i++]);
+      if (t.text.empty()) {  // a stray ')': skip it (taking nothing would loop for ever)
+        ++i;
+        continue;
+      }
       out.push_back(std::move(t));
     }
   }

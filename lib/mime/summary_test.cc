@@ -92,6 +92,13 @@ TEST(MimeSummary, BrokenInputDoesNotCrash) {
   parse("From: <<<@@@>>> ,,, ;:\r\nTo: g: a@b, ;\r\n\r\n");
 }
 
+// A ')' outside a comment once made the address tokenizer loop for ever (found by
+// fuzz_spam_tokenizer); NUL bytes are ordinary characters.
+TEST(MimeSummary, StrayParenthesisAndNulInAddresses) {
+  Summary s = parse(std::string("From: \"Pay\" < a)b@example.com>\r\nTo: x)\0y@example.org\r\n\r\nbody\r\n", 62));
+  EXPECT_NE(s.envelope.find("\"example.com\""), std::string::npos) << s.envelope;
+}
+
 // Every sample message we can find parses, and its part offsets stay in range.
 void check_tree(const Part& p, uint64_t size) {
   EXPECT_LE(p.header_begin, p.body_begin);
