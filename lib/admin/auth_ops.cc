@@ -15,6 +15,7 @@
 #include "auth/dkim_keys.h"
 #include "auth/dmarc_report.h"
 #include "base/address.h"
+#include "base/date.h"
 
 namespace mail::admin {
 namespace {
@@ -41,14 +42,7 @@ Result<auth::DkimKeyEntry> load_key(Store& s, const std::string& domain) {
   return e;
 }
 
-std::string when(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string when(int64_t t) { return utc_time(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 const std::vector<std::string> kKeyColumns = {"domain", "selector", "algorithm", "dns name", "txt record"};
 

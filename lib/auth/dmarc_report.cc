@@ -1,4 +1,5 @@
 #include "auth/dmarc_report.h"
+#include "base/date.h"
 
 #include <zlib.h>
 
@@ -10,14 +11,7 @@
 
 namespace mail::auth {
 
-std::string utc_day(int64_t time) {
-  std::time_t t = static_cast<std::time_t>(time);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
+std::string utc_day(int64_t time) { return utc_time(time, "%Y-%m-%d"); }
 
 std::string dmarc_key_prefix(std::string_view policy_domain, std::string_view day) {
   std::string key(policy_domain);
