@@ -171,6 +171,7 @@ class Supervisor {
   void read_notify();
   void check_start_deadlines();
   void reap();
+  void forget_retired();  // drops retired children that have exited
   void on_exit(Child& c, int status);
   void read_output(Child& c);
   void emit_line(const Child& c, std::string_view line);
@@ -476,6 +477,9 @@ void Supervisor::reap() {
     for (auto& c : children_)
       if (c->pid == pid) on_exit(*c, status);
   }
+}
+
+void Supervisor::forget_retired() {
   std::erase_if(children_, [](const std::unique_ptr<Child>& c) { return c->retire && c->pid == 0; });
 }
 
@@ -835,6 +839,8 @@ int Supervisor::run() {
       if (fd >= 0) handle_control(fd);
     }
     reap();
+    // Only here: the poll set above holds raw pointers to the children.
+    forget_retired();
     check_start_deadlines();
     if (!stop_) start_due();
   }
