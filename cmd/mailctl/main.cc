@@ -10,9 +10,12 @@
 #include <map>
 
 #include "admin/admin.h"
+#include "admin/auth_ops.h"
+#include "auth/resolver.h"
 #include "base/completion.h"
 #include "base/password_input.h"
 #include "master/control.h"
+#include "queue/submit.h"
 #include "store/tool.h"
 
 #ifndef MAIL_VERSION
@@ -64,6 +67,29 @@ void add_operation(CLI::App& group, Command& cmd) {
     if (arg.required) opt->required();
     cmd.options[arg.name] = opt;
   }
+}
+
+// `dmarc send` mails through the queue, a layer above the admin table.
+mail::admin::DmarcSendEnv dmarc_send_env(const mail::Config& config) {
+  mail::admin::DmarcSendEnv env;
+  env.submit = [](mail::store::Store& store, const std::string& sender, const std::string& recipient,
+                  const std::string& content) -> mail::Status {
+    mail::queue::Submission sub;
+    sub.sender = sender;
+    sub.recipients.push_back(mail::store::QueueRecipient{recipient});
+    sub.content = content;
+    sub.now = static_cast<mail::store::UnixTime>(std::time(nullptr));
+    auto result = mail::queue::submit(store, sub);
+    if (!result) return result.status();
+    if (result->recipients.at(0) != mail::Code::ok) return mail::error(result->recipients[0], "no such user " + recipient);
+    return {};
+  };
+  std::string server = config.auth.resolver;
+  env.make_resolver = [server] {
+    return server.empty() ? mail::auth::make_system_resolver() : mail::auth::make_forwarding_resolver(server);
+  };
+  env.hostname = config.general.hostname;
+  return env;
 }
 
 }  // namespace
@@ -204,6 +230,7 @@ int main(int argc, char** argv) {
   auto store = tool.open(*config);
   if (!store) return tool.fail(store.status());
 
+  mail::admin::set_dmarc_send_env(dmarc_send_env(*config));
   auto out = mail::admin::run(*cmd->op, **store, args);
   if (!out) return tool.fail(out.status());
   std::cout << mail::admin::render(*out, *format) << std::flush;

@@ -657,6 +657,12 @@ const std::vector<Operation> kOperations = {
       option("org", "our organisation name in the reports; default the host name", ArgKind::text),
       option("email", "contact address in the reports; default postmaster@ORG", ArgKind::text)},
      dmarc_report, false},
+    {{"dmarc", "send"}, "Mail the DMARC aggregate reports of finished days to each domain's rua, then delete the rows sent",
+     {option("date", "only this UTC day, YYYY-MM-DD (today's rows too); default every day before today", ArgKind::text),
+      option("keep-days", "also delete rows older than this many days, sent or not; default 7, 0: never", ArgKind::count),
+      option("org", "our organisation name in the reports; default general.hostname", ArgKind::text),
+      option("email", "the reports' sender and contact address; default postmaster@ORG", ArgKind::text)},
+     dmarc_send, true},
 };
 
 }  // namespace

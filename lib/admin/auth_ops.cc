@@ -10,10 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "auth/dkim.h"
 #include "auth/dkim_keys.h"
 #include "auth/dmarc_report.h"
+#include "auth/psl.h"
+#include "auth/resolver.h"
 #include "base/address.h"
 #include "base/date.h"
 
@@ -63,6 +66,39 @@ bool valid_selector(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
   });
+}
+
+// "YYYY-MM-DD" as the Unix time of its start (UTC).
+Result<int64_t> day_start(const std::string& day) {
+  std::tm tm{};
+  const char* end = strptime(day.c_str(), "%Y-%m-%d", &tm);
+  if (!end || *end || day.size() != 10) return error(Code::invalid, "invalid date '" + day + "': expected YYYY-MM-DD");
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+// Who we are in reports: --org, else the configured host name, else the machine's.
+std::string report_org(const Args& args, const std::string& hostname) {
+  if (!args.get("org").empty()) return args.get("org");
+  if (!hostname.empty()) return hostname;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+auth::DmarcReportMeta day_meta(const std::string& org, const std::string& email, const std::string& policy_domain,
+                               const std::string& day, int64_t begin) {
+  auth::DmarcReportMeta meta;
+  meta.org_name = org;
+  meta.email = email;
+  meta.report_id = policy_domain + "." + day + "@" + org;
+  meta.begin = begin;
+  meta.end = begin + 86399;
+  return meta;
+}
+
+DmarcSendEnv& send_env() {
+  static DmarcSendEnv env;
+  return env;
 }
 
 }  // namespace
@@ -141,19 +177,11 @@ Result<Output> dmarc_report(Store& s, const Args& args) {
   // The day: yesterday (UTC) unless given, as a daily cron job wants it.
   std::string day = args.get("date");
   if (day.empty()) day = auth::utc_day(static_cast<int64_t>(std::time(nullptr)) - 86400);
-  std::tm tm{};
-  const char* end = strptime(day.c_str(), "%Y-%m-%d", &tm);
-  if (!end || *end || day.size() != 10) return error(Code::invalid, "invalid date '" + day + "': expected YYYY-MM-DD");
-  int64_t begin = static_cast<int64_t>(timegm(&tm));
+  MAIL_ASSIGN_OR_RETURN(int64_t begin, day_start(day));
   std::string dir = args.has("output") ? args.get("output") : ".";
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return error(Code::not_found, "no such directory: " + dir);
-  std::string org = args.get("org");
-  if (org.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    org = host;
-  }
+  std::string org = report_org(args, "");
   std::string email = args.has("email") ? args.get("email") : "postmaster@" + org;
 
   // All rows of the day (one domain, or every domain: filtered below).
@@ -175,17 +203,10 @@ Result<Output> dmarc_report(Store& s, const Args& args) {
   for (const auto& entry : by_domain) {
     const std::string& policy_domain = entry.first;
     const auto& rows = entry.second;
-    auth::DmarcReportMeta meta;
-    meta.org_name = org;
-    meta.email = email;
-    meta.report_id = policy_domain + "." + day + "@" + org;
-    meta.begin = begin;
-    meta.end = begin + 86399;
-    std::string xml = auth::dmarc_aggregate_xml(meta, rows);
-    MAIL_ASSIGN_OR_RETURN(auto gz, auth::gzip(xml));
-    // RFC 7489 7.2.1.1: receiver!policy-domain!begin!end.xml.gz
-    std::string name = org + "!" + policy_domain + "!" + std::to_string(meta.begin) + "!" + std::to_string(meta.end) + ".xml.gz";
-    std::string path = (std::filesystem::path(dir) / name).string();
+    auto meta = day_meta(org, email, policy_domain, day, begin);
+    MAIL_ASSIGN_OR_RETURN(auto report, auth::make_dmarc_report(meta, policy_domain, rows));
+    const std::string& gz = report.gz;
+    std::string path = (std::filesystem::path(dir) / report.filename).string();
     std::string tmp = path + ".tmp";
     {
       std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
@@ -198,13 +219,123 @@ Result<Output> dmarc_report(Store& s, const Args& args) {
     }
     std::filesystem::rename(tmp, path, ec);  // no half-written report under the final name
     if (ec) return error(Code::io, "cannot rename " + tmp + ": " + ec.message());
-    size_t records = 0;
-    for (size_t pos = 0; (pos = xml.find("<record>", pos)) != std::string::npos; ++pos) ++records;
+    size_t records = report.records;
     out.rows.push_back({policy_domain, day, std::to_string(rows.size()), std::to_string(records), path});
     arr.push_back({{"domain", policy_domain}, {"date", day}, {"messages", rows.size()}, {"records", records},
                    {"file", path}, {"rua", rows.back().rua}});
   }
   out.json = dump(arr);
+  return out;
+}
+
+void set_dmarc_send_env(DmarcSendEnv env) { send_env() = std::move(env); }
+
+Result<Output> dmarc_send(Store& s, const Args& args) {
+  const DmarcSendEnv& env = send_env();
+  if (!env.submit || !env.make_resolver)
+    return error(Code::unavailable, "dmarc send: mail submission is not available here; run it with mailctl (without --master)");
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const std::string today = auth::utc_day(now);
+  const std::string only_day = args.get("date");  // default: every finished day
+  if (!only_day.empty()) MAIL_TRY(day_start(only_day).status());
+  uint64_t keep_days = 7;
+  if (args.has("keep-days")) {
+    MAIL_ASSIGN_OR_RETURN(keep_days, parse_count(args.get("keep-days")));
+  }
+  const std::string org = report_org(args, env.hostname);
+  const std::string email = args.has("email") ? args.get("email") : "postmaster@" + org;
+  if (!parse_address(email)) return error(Code::invalid, "invalid report address '" + email + "'");
+
+  store::DataScanReq req;
+  req.account = 0;
+  req.ns = std::string(auth::kDmarcNamespace);
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.data_scan(req));
+  struct Group {
+    std::vector<std::string> keys;
+    std::vector<auth::DmarcReportRow> rows;
+  };
+  std::map<std::pair<std::string, std::string>, Group> groups;  // (policy domain, day)
+  std::vector<std::string> old_keys;                              // beyond --keep-days
+  for (const auto& item : resp.items) {
+    auth::DmarcReportRow row;
+    if (!decode(item.value, row)) continue;
+    if (keep_days && row.time < now - static_cast<int64_t>(keep_days) * 86400) old_keys.push_back(item.key);
+    std::string day = auth::utc_day(row.time);
+    if (only_day.empty() ? day >= today : day != only_day) continue;
+    auto& g = groups[{row.policy_domain, day}];
+    g.keys.push_back(item.key);
+    g.rows.push_back(std::move(row));
+  }
+
+  std::unique_ptr<auth::Resolver> dns;
+  std::map<std::pair<std::string, std::string>, Result<bool>> authorized;  // (policy, rua domain)
+  std::set<std::string> sent_keys;
+  Output out{{"domain", "date", "messages", "records", "to", "result"}, {}, {}};
+  json reports = json::array();
+  for (const auto& entry : groups) {
+    const std::string& policy_domain = entry.first.first;
+    const std::string& day = entry.first.second;
+    const Group& g = entry.second;
+    auto meta = day_meta(org, email, policy_domain, day, *day_start(day));
+    MAIL_ASSIGN_OR_RETURN(auto report, auth::make_dmarc_report(meta, policy_domain, g.rows));
+    bool sent = false;
+    auto note = [&](const std::string& to, const std::string& result) {
+      out.rows.push_back({policy_domain, day, std::to_string(g.rows.size()), std::to_string(report.records), to, result});
+      reports.push_back({{"domain", policy_domain}, {"date", day}, {"messages", g.rows.size()},
+                         {"records", report.records}, {"to", to}, {"result", result}});
+    };
+    const auto& rua = g.rows.back().rua;  // the newest policy's destinations
+    if (rua.empty()) note("", "no rua");
+    for (const auto& uri : rua) {
+      auto dest = auth::parse_rua(uri);
+      if (!dest) {
+        note(uri, "invalid rua");
+        continue;
+      }
+      std::string rua_domain = dest->address.substr(dest->address.rfind('@') + 1);
+      auto key = std::make_pair(policy_domain, rua_domain);
+      auto known = authorized.find(key);
+      if (known == authorized.end()) {
+        if (!dns) {
+          MAIL_ASSIGN_OR_RETURN(dns, env.make_resolver());
+        }
+        known = authorized.emplace(key, auth::dmarc_rua_authorized(*dns, auth::PublicSuffixList::system(),
+                                                                   policy_domain, rua_domain)).first;
+      }
+      if (!known->second) {
+        note(dest->address, "deferred (DNS)");
+        continue;
+      }
+      if (!*known->second) {
+        note(dest->address, "not authorized");  // RFC 7489 7.1: no _report._dmarc record
+        continue;
+      }
+      std::string message = auth::dmarc_report_message(meta, report, dest->address, now);
+      if (dest->max_size && message.size() > dest->max_size) {
+        note(dest->address, "too big");
+        continue;
+      }
+      Status submitted = env.submit(s, email, dest->address, message);
+      if (submitted.code() == Code::not_found) {  // a local rua address that does not exist
+        note(dest->address, "no such user");
+        continue;
+      }
+      MAIL_TRY(submitted);
+      note(dest->address, "sent");
+      sent = true;
+    }
+    if (sent) sent_keys.insert(g.keys.begin(), g.keys.end());
+  }
+
+  // Reported rows go; so do rows older than --keep-days (reported or not).
+  size_t pruned = 0;
+  sent_keys.insert(old_keys.begin(), old_keys.end());
+  for (const auto& key : sent_keys) {
+    auto deleted = s.data_delete(store::DataKey{0, std::string(auth::kDmarcNamespace), key});
+    if (!deleted && deleted.code() != Code::not_found) return deleted.status();
+    ++pruned;
+  }
+  out.json = dump({{"reports", reports}, {"rows_deleted", pruned}});
   return out;
 }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "auth/dmarc_report.h"
+#include "auth/psl.h"
+#include "auth/resolver.h"
 
 namespace mail::auth {
 namespace {
@@ -58,6 +60,48 @@ TEST(DmarcReport, EqualRowsCountOnceAndXmlIsEscaped) {
   ASSERT_TRUE(gz);
   EXPECT_EQ(static_cast<unsigned char>((*gz)[0]), 0x1f);
   EXPECT_EQ(static_cast<unsigned char>((*gz)[1]), 0x8b);
+}
+
+TEST(DmarcReport, RuaUris) {
+  auto a = parse_rua("mailto:Reports@Example.ORG");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->address, "reports@example.org");
+  EXPECT_EQ(a->max_size, 0u);
+  EXPECT_EQ(parse_rua("MAILTO:r@example.org!10m")->max_size, 10u << 20);
+  EXPECT_EQ(parse_rua("mailto:r@example.org!500")->max_size, 500u);
+  for (const char* bad : {"", "mailto:", "https://example.org/r", "mailto:r@example.org!", "mailto:r@example.org!10x",
+                          "mailto:r@example.org!-1", "mailto:nobody", "mailto:r@example.org?subject=x", "mailto:r%40x@y.org"})
+    EXPECT_EQ(parse_rua(bad).code(), Code::invalid) << bad;
+}
+
+TEST(DmarcReport, ExternalDestinationsNeedTheirConsent) {
+  auto psl = PublicSuffixList::parse("org\ncom\n");
+  StubResolver dns;
+  dns.add("example.org._report._dmarc.collector.com", DnsType::txt, "v=DMARC1");
+  dns.add("other.org._report._dmarc.collector.com", DnsType::txt, "v=spf1 -all");
+  dns.fail("slow.org._report._dmarc.collector.com");
+  EXPECT_TRUE(*dmarc_rua_authorized(dns, psl, "mail.example.org", "example.org"));  // same organization: no lookup
+  EXPECT_EQ(dns.lookups(), 0u);
+  EXPECT_TRUE(*dmarc_rua_authorized(dns, psl, "example.org", "collector.com"));
+  EXPECT_FALSE(*dmarc_rua_authorized(dns, psl, "other.org", "collector.com"));
+  EXPECT_FALSE(*dmarc_rua_authorized(dns, psl, "unknown.org", "collector.com"));
+  EXPECT_EQ(dmarc_rua_authorized(dns, psl, "slow.org", "collector.com").code(), Code::temporary);
+}
+
+TEST(DmarcReport, MessageCarriesTheGzipAttachment) {
+  DmarcReportRow a;
+  a.policy_domain = "example.org";
+  DmarcReportMeta meta{"mx.us.example", "postmaster@us.example", "example.org.1970-01-01@mx.us.example", 0, 86399};
+  auto report = make_dmarc_report(meta, "example.org", {a});
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->filename, "mx.us.example!example.org!0!86399.xml.gz");
+  EXPECT_EQ(report->records, 1u);
+  std::string m = dmarc_report_message(meta, *report, "rua@example.org", 100);
+  EXPECT_NE(m.find("Subject: Report Domain: example.org Submitter: mx.us.example\r\n Report-ID: <"), std::string::npos);
+  EXPECT_NE(m.find("Content-Type: application/gzip;\r\n name=\"" + report->filename + "\""), std::string::npos);
+  EXPECT_EQ(m.find("\n\n"), std::string::npos);  // CRLF only
+  for (size_t pos = 0, next; (next = m.find("\r\n", pos)) != std::string::npos; pos = next + 2)
+    EXPECT_LE(next - pos, 78u);
 }
 
 }  // namespace

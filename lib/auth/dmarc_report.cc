@@ -1,8 +1,14 @@
 #include "auth/dmarc_report.h"
+
+#include "auth/psl.h"
+#include "auth/resolver.h"
+#include "base/address.h"
+#include "base/base64.h"
 #include "base/date.h"
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <map>
@@ -139,6 +145,100 @@ Result<std::string> gzip(std::string_view data) {
   deflateEnd(&z);
   if (rc != Z_STREAM_END) return error(Code::internal, "gzip: compression failed");
   return out;
+}
+
+Result<DmarcReport> make_dmarc_report(const DmarcReportMeta& meta, std::string_view policy_domain,
+                                      const std::vector<DmarcReportRow>& rows) {
+  DmarcReport r;
+  r.policy_domain = std::string(policy_domain);
+  r.xml = dmarc_aggregate_xml(meta, rows);
+  MAIL_ASSIGN_OR_RETURN(r.gz, gzip(r.xml));
+  r.filename = meta.org_name + "!" + r.policy_domain + "!" + std::to_string(meta.begin) + "!" +
+               std::to_string(meta.end) + ".xml.gz";
+  for (size_t pos = 0; (pos = r.xml.find("<record>", pos)) != std::string::npos; ++pos) ++r.records;
+  return r;
+}
+
+std::string dmarc_report_message(const DmarcReportMeta& meta, const DmarcReport& report, std::string_view to,
+                                 int64_t now) {
+  // The boundary cannot occur in base64 or in our text ('=' then '_' never appears in base64).
+  const std::string b = "=_dmarc_" + std::to_string(now) + "_" + std::to_string(report.gz.size());
+  std::string m;
+  m += "From: <" + meta.email + ">\r\n";
+  m += "To: <" + std::string(to) + ">\r\n";
+  // RFC 7489 7.2.1.1: the Subject names the report domain, the submitter and the report id.
+  m += "Subject: Report Domain: " + report.policy_domain + " Submitter: " + meta.org_name + "\r\n Report-ID: <" +
+       meta.report_id + ">\r\n";
+  m += "Date: " + rfc5322_date(now) + "\r\n";
+  m += "Message-ID: <dmarc." + std::to_string(now) + "." + meta.report_id + ">\r\n";
+  m += "Auto-Submitted: auto-generated\r\n";
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: multipart/mixed; boundary=\"" + b + "\"\r\n\r\n";
+  m += "--" + b + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
+  m += "This is a DMARC aggregate report (RFC 7489)\r\nfor " + report.policy_domain + " from " + meta.org_name +
+       ",\r\ncovering " + utc_time(meta.begin, "%Y-%m-%d %H:%M:%S") + " to " +
+       utc_time(meta.end, "%Y-%m-%d %H:%M:%S") + " UTC.\r\n\r\n";
+  m += "--" + b + "\r\nContent-Type: application/gzip;\r\n name=\"" + report.filename + "\"\r\n";
+  m += "Content-Transfer-Encoding: base64\r\n";
+  m += "Content-Disposition: attachment;\r\n filename=\"" + report.filename + "\"\r\n\r\n";
+  std::string encoded = base64_encode(report.gz);
+  for (size_t i = 0; i < encoded.size(); i += 76) m += encoded.substr(i, 76) + "\r\n";
+  m += "\r\n--" + b + "--\r\n";
+  return m;
+}
+
+Result<DmarcRua> parse_rua(std::string_view uri) {
+  std::string_view scheme = uri.substr(0, 7);
+  if (uri.size() <= 7 || !std::equal(scheme.begin(), scheme.end(), "mailto:",
+                                     [](char a, char b) { return (a | 0x20) == b || a == b; }))
+    return error(Code::invalid, "not a mailto: URI: " + std::string(uri));
+  std::string_view rest = uri.substr(7);
+  DmarcRua rua;
+  if (size_t bang = rest.rfind('!'); bang != std::string_view::npos) {
+    std::string_view size = rest.substr(bang + 1);
+    rest = rest.substr(0, bang);
+    uint64_t n = 0, unit = 1;
+    if (!size.empty() && (size.back() | 0x20) >= 'a' && (size.back() | 0x20) <= 'z') {
+      switch (size.back() | 0x20) {
+        case 'k': unit = 1ull << 10; break;
+        case 'm': unit = 1ull << 20; break;
+        case 'g': unit = 1ull << 30; break;
+        case 't': unit = 1ull << 40; break;
+        default: return error(Code::invalid, "bad size unit in " + std::string(uri));
+      }
+      size.remove_suffix(1);
+    }
+    if (size.empty() || size.size() > 12) return error(Code::invalid, "bad size limit in " + std::string(uri));
+    for (char c : size) {
+      if (c < '0' || c > '9') return error(Code::invalid, "bad size limit in " + std::string(uri));
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    rua.max_size = n * unit;
+  }
+  if (rest.find_first_of("?%") != std::string_view::npos)  // hfields and escapes: not an address we send to
+    return error(Code::invalid, "unsupported mailto: URI: " + std::string(uri));
+  MAIL_ASSIGN_OR_RETURN(auto address, parse_address(rest));
+  rua.address = address.str();
+  return rua;
+}
+
+Result<bool> dmarc_rua_authorized(Resolver& dns, const PublicSuffixList& psl, std::string_view policy_domain,
+                                  std::string_view rua_domain) {
+  if (psl.organizational_domain(policy_domain) == psl.organizational_domain(rua_domain)) return true;
+  std::string name = std::string(policy_domain) + "._report._dmarc." + std::string(rua_domain);
+  auto txt = dns.lookup(name, DnsType::txt);
+  if (!txt) {
+    if (txt.code() == Code::not_found) return false;
+    return error(Code::temporary, "DNS lookup of " + name + " failed: " + txt.status().message());
+  }
+  for (const auto& record : *txt) {
+    std::string_view r = record;
+    while (!r.empty() && (r.front() == ' ' || r.front() == '\t')) r.remove_prefix(1);
+    if (r.size() >= 8 && (r.substr(0, 8) == "v=DMARC1" || r.substr(0, 8) == "V=DMARC1") &&
+        (r.size() == 8 || r[8] == ';' || r[8] == ' ' || r[8] == '\t'))
+      return true;
+  }
+  return false;
 }
 
 }  // namespace mail::auth

@@ -11,6 +11,11 @@
 #include "base/status.h"
 
 namespace mail::auth {
+class Resolver;
+class PublicSuffixList;
+}  // namespace mail::auth
+
+namespace mail::auth {
 
 // Records live in the store's global data (account 0) under this namespace,
 // keyed by dmarc_row_key(): all of a domain's day is one prefix scan.
@@ -68,5 +73,37 @@ std::string dmarc_aggregate_xml(const DmarcReportMeta& meta, const std::vector<D
 
 // gzip (RFC 1952) of `data`, as reports are mailed and written.
 Result<std::string> gzip(std::string_view data);
+
+// One policy domain's report: the XML, its gzip and the file name of RFC 7489
+// 7.2.1.1 (receiver!policy-domain!begin!end.xml.gz).
+struct DmarcReport {
+  std::string policy_domain;
+  std::string xml;
+  std::string gz;
+  std::string filename;
+  size_t records = 0;  // <record> elements (rows that differ)
+};
+Result<DmarcReport> make_dmarc_report(const DmarcReportMeta& meta, std::string_view policy_domain,
+                                      const std::vector<DmarcReportRow>& rows);
+
+// The report as mail (RFC 7489 7.2.1.1): the report's Subject, a short text
+// part and the gzip as an application/gzip attachment; CRLF lines.
+std::string dmarc_report_message(const DmarcReportMeta& meta, const DmarcReport& report, std::string_view to,
+                                 int64_t now);
+
+// A rua URI: "mailto:ADDRESS[!SIZE[k|m|g|t]]" (RFC 7489 6.2, 6.4). Code::invalid
+// for other schemes and bad addresses.
+struct DmarcRua {
+  std::string address;
+  uint64_t max_size = 0;  // 0: no limit
+};
+Result<DmarcRua> parse_rua(std::string_view uri);
+
+// RFC 7489 7.1: may `policy_domain`'s reports go to an address at `rua_domain`?
+// Yes when both have the same organizational domain, or when
+// POLICY._report._dmarc.RUA has a TXT record starting "v=DMARC1".
+// Code::temporary when DNS fails (ask again later).
+Result<bool> dmarc_rua_authorized(Resolver& dns, const PublicSuffixList& psl, std::string_view policy_domain,
+                                  std::string_view rua_domain);
 
 }  // namespace mail::auth

@@ -46,6 +46,10 @@ RECORDS = {
     ("client.example", "A"): ["127.0.0.1"],
     # slow.example: its DNS answers long after the budget.
     ("slow.example", "SLOW"): 20,
+    # lists.example reports to a local mailbox of another organization (which
+    # authorizes it, RFC 7489 7.1) and to one that does not.
+    ("_dmarc.lists.example", "TXT"): ["v=DMARC1; p=none; rua=mailto:ann@example.com,mailto:rua@other.example"],
+    ("lists.example._report._dmarc.example.com", "TXT"): ["v=DMARC1"],
     # plain.example exists with no records at all.
     ("plain.example", "A"): ["192.0.2.1"],
 }
@@ -291,6 +295,65 @@ def test_dmarc_aggregate_report(stack, tmp_path):
     r = subprocess.run([binary("mailctl"), "--data-dir", stack.datadir, "dmarc", "report", "--date", "yesterday"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert r.returncode == 65 and b"expected YYYY-MM-DD" in r.stderr
+
+
+def test_dmarc_send(stack):
+    """`mailctl dmarc send` mails each domain's report to its rua through the
+    queue (remote) or into a mailbox (local), verifies external destinations,
+    and deletes the rows it reported."""
+    import datetime
+    import email
+    import email.policy
+    import gzip
+    import json
+    import subprocess
+    etree = pytest.importorskip("lxml.etree")  # Debian python3-lxml
+    for i in range(2):
+        stack.send("bob@good.example", signed(message("bob@good.example", f"send pass {i}")))
+    stack.send("eve@evil.example", message("news@lists.example", "send list"))
+    stack.send("eve@evil.example", message("sales@shop.example", "send no rua"))
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    config = os.path.join(stack.datadir, "mail.toml")
+    sent = json.loads(stack.mailctl("--config", config, "--format", "json", "dmarc", "send", "--date", today))
+    results = {(r["domain"], r["to"]): r["result"] for r in sent["reports"]}
+    assert results == {("good.example", "dmarc@good.example"): "sent",
+                       ("lists.example", "ann@example.com"): "sent",
+                       ("lists.example", "rua@other.example"): "not authorized",
+                       ("shop.example", ""): "no rua"}, sent
+    assert sent["rows_deleted"] == 3  # good.example's two and lists.example's one
+
+    # The remote report waits in the queue, from our postmaster.
+    queued = json.loads(stack.mailctl("--format", "json", "queue", "list", "--recipient", "dmarc@good.example"))
+    assert len(queued) == 1 and queued[0]["sender"] == f"postmaster@{AUTHSERV}", queued
+
+    # The local one is in ann's INBOX: RFC 7489 7.2.1.1 subject and file name,
+    # application/gzip, XML valid per the RFC's schema.
+    msgs = stack.mailbox("INBOX", ANN)
+    assert len(msgs) == 1
+    msg = email.message_from_bytes(msgs[0], policy=email.policy.default)
+    subject = " ".join(str(msg["Subject"]).split())
+    assert subject.startswith(f"Report Domain: lists.example Submitter: {AUTHSERV} Report-ID: <"), subject
+    parts = [p for p in msg.iter_attachments() if p.get_content_type() == "application/gzip"]
+    assert len(parts) == 1
+    name = parts[0].get_filename()
+    assert name.startswith(f"{AUTHSERV}!lists.example!") and name.endswith(".xml.gz"), name
+    doc = etree.fromstring(gzip.decompress(parts[0].get_content()))
+    schema = etree.XMLSchema(etree.parse(os.path.join(os.path.dirname(__file__), "..", "data", "dmarc-rfc7489.xsd")))
+    schema.assertValid(doc)
+    assert doc.findtext("policy_published/domain") == "lists.example"
+    assert doc.findtext("record/row/count") == "1"
+    assert doc.findtext("record/row/policy_evaluated/disposition") == "none"
+
+    # Sent rows are gone: the next run reports nothing new; unsent rows stay for `dmarc report`.
+    again = json.loads(stack.mailctl("--config", config, "--format", "json", "dmarc", "send", "--date", today))
+    assert [(r["domain"], r["result"]) for r in again["reports"]] == [("shop.example", "no rua")]
+    assert again["rows_deleted"] == 0
+    # Default: finished days only (today's rows wait); bad arguments are refused.
+    assert json.loads(stack.mailctl("--config", config, "--format", "json", "dmarc", "send"))["reports"] == []
+    for bad in (["--date", "yesterday"], ["--keep-days", "lots"], ["--email", "not an address"]):
+        r = subprocess.run([binary("mailctl"), "--data-dir", stack.datadir, "dmarc", "send", *bad],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert r.returncode == 65 and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
 
 
 def test_dns_budget(stack):
