@@ -1,5 +1,6 @@
 #include "smtp/auth_filter.h"
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <random>
@@ -53,7 +54,41 @@ int random_sample() {
 }  // namespace
 
 AuthFilter::AuthFilter(auth::Resolver& resolver, store::Store* store, AuthFilterOptions options)
-    : resolver_(resolver), store_(store), options_(std::move(options)) {}
+    : resolver_(resolver), store_(store), options_(std::move(options)) {
+  if (store_) keys_ = std::make_unique<DkimKeyCache>(*store_);
+}
+
+std::string AuthFilter::arc_seal_forwarded(const FilterContext& ctx, std::string_view message, const FilterResult& out) {
+  if (!keys_ || !ctx.recipients) return "";
+  std::string domain, selector;
+  std::shared_ptr<const auth::DkimKey> key;
+  for (const auto& r : *ctx.recipients) {
+    bool forwarded = std::any_of(r.remote.begin(), r.remote.end(), [&](const std::string& a) { return a != r.address; });
+    if (!forwarded) continue;
+    domain = domain_of(r.address);
+    key = keys_->key_for(domain, selector);
+    // RFC 8617 defines ARC with rsa-sha256 only; receivers know no other.
+    if (key && key->algorithm() == auth::DkimAlgorithm::rsa_sha256) break;
+    key = nullptr;
+  }
+  if (!key) return "";
+  // Seal the message as it will be stored: forgeries gone, our results on top.
+  std::string sealed(message);
+  for (auto it = out.remove.rbegin(); it != out.remove.rend(); ++it)
+    if (it->first <= it->second && it->second <= sealed.size()) sealed.erase(it->first, it->second - it->first);
+  sealed.insert(0, out.prepend);
+  auth::ArcSealOptions options;
+  options.domain = domain;
+  options.selector = selector;
+  options.authserv_id = options_.authserv_id;
+  if (options_.now) options.timestamp = options_.now();
+  auto set = auth::arc_seal(auth::MailMessage(sealed), *key, options);
+  if (!set) {
+    log::warn("auth: cannot ARC-seal mail forwarded for {}: {}", domain, set.status().message());
+    return "";
+  }
+  return std::move(*set);
+}
 
 FilterResult AuthFilter::run(const FilterContext& ctx, std::string_view message) {
   FilterResult out;
@@ -160,6 +195,7 @@ FilterResult AuthFilter::run(const FilterContext& ctx, std::string_view message)
     results.push_back(std::move(r));
   }
   out.prepend = auth::auth_results_field(id, results);
+  if (out.action != FilterResult::Action::reject) out.prepend.insert(0, arc_seal_forwarded(ctx, message, out));
 
   // One record per message for the policy domain's aggregate report.
   if (options_.record_reports && store_ && dmarc.record && from_domain) {

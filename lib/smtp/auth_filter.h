@@ -2,7 +2,8 @@
 // HELO), every DKIM signature, the ARC chain and DMARC, removes forged
 // Authentication-Results carrying our authserv-id, adds ours (RFC 8601), acts
 // on DMARC failures as configured ([auth] dmarc_policy) and records each
-// result for DMARC aggregate reports.
+// result for DMARC aggregate reports. Mail an alias forwards to a remote
+// address gets our ARC set (RFC 8617), signed with the alias domain's DKIM key.
 //
 // DNS: one libunbound resolver per process (its cache is shared by every
 // session); a message's lookups share a time budget ([auth] dns_budget_ms), so
@@ -16,6 +17,7 @@
 
 #include "auth/resolver.h"
 #include "config/config.h"
+#include "smtp/dkim_sign_filter.h"
 #include "smtp/session.h"
 #include "store/store.h"
 
@@ -34,16 +36,22 @@ struct AuthFilterOptions {
 
 class AuthFilter : public MessageFilter {
  public:
-  // `store` receives the DMARC report records (nullptr: none are recorded).
+  // `store` receives the DMARC report records and holds the ARC signing keys
+  // (nullptr: nothing recorded, nothing sealed).
   AuthFilter(auth::Resolver& resolver, store::Store* store, AuthFilterOptions options);
 
   std::string_view name() const override { return "auth"; }
   FilterResult run(const FilterContext& context, std::string_view message) override;
 
  private:
+  // The ARC set to put on top of `message` once `out` is applied, when it goes
+  // to a remote address through an alias whose domain has a DKIM key; "" otherwise.
+  std::string arc_seal_forwarded(const FilterContext& context, std::string_view message, const FilterResult& out);
+
   auth::Resolver& resolver_;
   store::Store* store_;
   AuthFilterOptions options_;
+  std::unique_ptr<DkimKeyCache> keys_;  // with a store only
 };
 
 // The filter as [auth] configures it, with the process's resolver, or null

@@ -6,18 +6,18 @@
 
 namespace mail::smtp {
 
-std::shared_ptr<const auth::DkimKey> DkimSignFilter::key_for(const std::string& domain, std::string& selector) {
+std::shared_ptr<const auth::DkimKey> DkimKeyCache::key_for(const std::string& domain, std::string& selector) {
   // One store read per message (the key may have been replaced or removed);
   // parsing the PEM is what the cache saves.
   auto v = store_.data_get(store::DataKey{0, std::string(auth::kDkimNamespace), domain});
   if (!v) {
-    log::warn("dkim-sign: cannot read the key of {}: {}", domain, v.status().message());
+    log::warn("dkim: cannot read the key of {}: {}", domain, v.status().message());
     return nullptr;
   }
   if (!v->found) return nullptr;
   auth::DkimKeyEntry entry;
   if (!decode(v->value, entry)) {
-    log::warn("dkim-sign: the key record of {} is damaged", domain);
+    log::warn("dkim: the key record of {} is damaged", domain);
     return nullptr;
   }
   std::lock_guard lock(mu_);
@@ -25,7 +25,7 @@ std::shared_ptr<const auth::DkimKey> DkimSignFilter::key_for(const std::string& 
   if (!slot.key || slot.pem != entry.private_pem) {
     auto key = auth::DkimKey::parse(entry.private_pem);
     if (!key) {
-      log::warn("dkim-sign: the key of {} is unusable: {}", domain, key.status().message());
+      log::warn("dkim: the key of {} is unusable: {}", domain, key.status().message());
       keys_.erase(domain);
       return nullptr;
     }
@@ -48,7 +48,7 @@ FilterResult DkimSignFilter::run(const FilterContext& ctx, std::string_view mess
   auto domain_of = [](const std::string& address) { return address.substr(address.rfind('@') + 1); };
   if (*from != domain_of(ctx.auth_user) && (ctx.sender.empty() || *from != domain_of(ctx.sender))) return out;
   std::string selector;
-  auto key = key_for(*from, selector);
+  auto key = keys_.key_for(*from, selector);
   if (!key) return out;
   auth::DkimSignOptions options;
   options.domain = *from;

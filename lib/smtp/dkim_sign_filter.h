@@ -15,12 +15,13 @@
 
 namespace mail::smtp {
 
-class DkimSignFilter : public MessageFilter {
+// The domains' keys of `mailctl dkim keygen` in the store, each parsed once.
+// Thread-safe: sessions share one.
+class DkimKeyCache {
  public:
-  explicit DkimSignFilter(store::Store& store) : store_(store) {}
-
-  std::string_view name() const override { return "dkim-sign"; }
-  FilterResult run(const FilterContext& context, std::string_view message) override;
+  explicit DkimKeyCache(store::Store& store) : store_(store) {}
+  // The domain's key and its selector; null when it has none (or it is unusable).
+  std::shared_ptr<const auth::DkimKey> key_for(const std::string& domain, std::string& selector);
 
  private:
   struct Loaded {
@@ -28,12 +29,20 @@ class DkimSignFilter : public MessageFilter {
     std::string selector;
     std::shared_ptr<const auth::DkimKey> key;
   };
-  // The domain's key, parsed once; null when it has none.
-  std::shared_ptr<const auth::DkimKey> key_for(const std::string& domain, std::string& selector);
-
   store::Store& store_;
   std::mutex mu_;
   std::map<std::string, Loaded> keys_;
+};
+
+class DkimSignFilter : public MessageFilter {
+ public:
+  explicit DkimSignFilter(store::Store& store) : keys_(store) {}
+
+  std::string_view name() const override { return "dkim-sign"; }
+  FilterResult run(const FilterContext& context, std::string_view message) override;
+
+ private:
+  DkimKeyCache keys_;
 };
 
 }  // namespace mail::smtp

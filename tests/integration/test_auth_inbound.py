@@ -76,11 +76,11 @@ class Stack:
         assert r.returncode == 0, r.stderr.decode()
         return r.stdout.decode()
 
-    def send(self, mail_from, msg, helo="client.example"):
+    def send(self, mail_from, msg, helo="client.example", rcpt=JOE):
         s = smtplib.SMTP("127.0.0.1", self.mx, timeout=30)
         s.ehlo(helo)
         try:
-            s.sendmail(mail_from, [JOE], msg)
+            s.sendmail(mail_from, [rcpt], msg)
         finally:
             s.quit()
 
@@ -354,6 +354,43 @@ def test_dmarc_send(stack):
         r = subprocess.run([binary("mailctl"), "--data-dir", stack.datadir, "dmarc", "send", *bad],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert r.returncode == 65 and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
+
+
+def test_arc_seal_on_forward(stack):
+    """An alias forwarding to a remote address gets our ARC set (i=1, cv=none,
+    the results we saw), signed with the alias domain's DKIM key: dkimpy's
+    arc_verify (the oracle) passes it. The forwarded copy shares its content
+    with the local one, which is read back here over IMAP."""
+    import json
+    # RFC 8617 knows rsa-sha256 only: a domain with an Ed25519 key does not seal.
+    stack.mailctl("domain", "add", "ed.example")
+    stack.mailctl("dkim", "keygen", "ed.example")
+    stack.mailctl("alias", "add", "team@ed.example", ANN, "fwd@remote.example")
+    stack.send("bob@good.example", signed(message("bob@good.example", "ed25519 alias")), rcpt="team@ed.example")
+    assert b"ARC-Seal:" not in stack.find("ed25519 alias", user=ANN)
+
+    key = json.loads(stack.mailctl("--format", "json", "dkim", "keygen", "example.com", "--selector", "arc",
+                                   "--algorithm", "rsa2048"))
+    stack.mailctl("alias", "add", "team@example.com", ANN, "fwd@remote.example")
+    stack.send("bob@good.example", signed(message("bob@good.example", "forwarded")), rcpt="team@example.com")
+    msg = stack.find("forwarded", user=ANN)
+    assert msg is not None
+    records = {key["dns_name"]: key["txt_record"], "sel._domainkey.good.example": f"v=DKIM1; k=ed25519; p={ED_PUBLIC}"}
+    cv, results, reason = dkim.arc_verify(
+        msg, dnsfunc=lambda name, timeout=5: (records.get(name.decode().rstrip(".").lower()) or "").encode() or None)
+    assert cv == b"pass", (results, reason)
+    head = msg.split(b"\r\n\r\n", 1)[0].decode()
+    seal = " ".join(head[head.index("ARC-Seal:"):].split("\r\nARC-")[0].split())
+    seal_tags = {t.split("=", 1)[0].strip(): t.split("=", 1)[1].strip() for t in seal[len("ARC-Seal:"):].split(";")}
+    assert {k: seal_tags[k] for k in ("i", "a", "cv", "d", "s")} == \
+        {"i": "1", "a": "rsa-sha256", "cv": "none", "d": "example.com", "s": "arc"}, seal
+    aar = head[head.index("ARC-Authentication-Results:"):].split("\r\nARC-")[0]
+    assert f"i=1; {AUTHSERV};" in aar and "dkim=pass" in aar and "arc=none" in aar, aar
+    queued = json.loads(stack.mailctl("--format", "json", "queue", "list", "--recipient", "fwd@remote.example"))
+    assert len(queued) == 2
+    # Mail that is not forwarded is not sealed.
+    stack.send("bob@good.example", signed(message("bob@good.example", "not forwarded")))
+    assert b"ARC-Seal:" not in stack.find("not forwarded")
 
 
 def test_dns_budget(stack):
