@@ -175,6 +175,21 @@ struct DeliverResp {
   MAIL_FIELDS(content, results, queued)
 };
 
+// Several deliveries in one durable transaction, applied in order: UIDs in a
+// mailbox follow the order of `messages` (an import keeps its source's order)
+// and one commit covers them all. With `all_or_nothing` any failed target
+// fails the whole batch and nothing is stored (IMAP MULTIAPPEND); otherwise
+// each message's targets fail one by one as in `deliver`.
+struct DeliverBatchReq {
+  std::vector<DeliverReq> messages;
+  bool all_or_nothing = false;
+  MAIL_FIELDS(messages, all_or_nothing)
+};
+struct DeliverBatchResp {
+  std::vector<DeliverResp> messages;  // one per request message, same order
+  MAIL_FIELDS(messages)
+};
+
 struct MessageListReq {
   MailboxId mailbox = 0;
   Uid uid_min = 1;  // list uids >= uid_min
@@ -387,6 +402,7 @@ struct MessageInsertResp {
   X(45, changes, ChangesReq, ChangesResp)                        \
   X(46, content_get, ContentReq, ContentResp)                    \
   X(47, content_meta, ContentMetaReq, ContentMetaResp)           \
+  X(48, deliver_batch, DeliverBatchReq, DeliverBatchResp)        \
   X(50, data_put, DataPutReq, Empty)                             \
   X(51, data_get, DataKey, DataValue)                            \
   X(52, data_delete, DataKey, Empty)                             \

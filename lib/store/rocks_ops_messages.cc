@@ -107,68 +107,100 @@ Status expunge_message(Txn& txn, MailboxInfo& mailbox, AccountRecord& account, c
 
 // ---- delivery ---------------------------------------------------------------------------
 
-Result<DeliverResp> RocksStore::deliver(const DeliverReq& req) {
+namespace {
+
+Status check_delivery(const DeliverReq& req) {
   if (req.targets.empty() && !req.queue) return error(Code::invalid, "delivery without a target");
-  // Compress on the caller's thread so that the writer thread only commits.
-  std::string stored = compress_content(req.content);
+  return Status::ok();
+}
+
+// One delivery's writes inside `txn`; `stored` is the compressed content.
+DeliverResp deliver_in(Txn& txn, const DeliverReq& req, const std::string& stored) {
   uint64_t size = req.content.size();
   UnixTime internal_date = req.internal_date ? req.internal_date : now_seconds();
+  DeliverResp resp;
+  ContentId content = txn.next_id("content");
+  uint32_t refs = 0;
+  for (const auto& t : req.targets) {
+    DeliveryResult result;
+    auto delivered = [&]() -> Status {
+      MAIL_ASSIGN_OR_RETURN(AccountRecord account, account_by_id(txn, t.account));
+      MailboxId mailbox_id = t.mailbox;
+      if (!mailbox_id) {
+        std::string name = t.mailbox_name.empty() ? "INBOX" : t.mailbox_name;
+        MAIL_ASSIGN_OR_RETURN(auto id, txn.get(key::mailbox_name(t.account, name)));
+        if (!id || id->size() != 8) return error(Code::not_found, "no such mailbox: " + name);
+        mailbox_id = get_be64(*id);
+      }
+      MAIL_ASSIGN_OR_RETURN(MailboxInfo mailbox, mailbox_by_id(txn, mailbox_id));
+      if (mailbox.account != t.account) return error(Code::invalid, "mailbox belongs to another account");
+      if (t.enforce_quota) MAIL_TRY(check_quota(account, size, 1));
+      MessageEntry entry;
+      entry.flags = t.flags;
+      entry.keywords = t.keywords;
+      sort_unique(entry.keywords);
+      entry.internal_date = internal_date;
+      entry.size = size;
+      entry.content = content;
+      ModSeq modseq = bump_account_modseq(account);
+      add_message(txn, mailbox, account, entry, modseq);
+      txn.put_record(key::mailbox(mailbox.id), mailbox);
+      txn.put_record(key::account(account.info.id), account);
+      record_change(txn, mailbox, ChangeKind::appended, modseq, {entry.uid});
+      result.mailbox = mailbox.id;
+      result.uidvalidity = mailbox.uidvalidity;
+      result.uid = entry.uid;
+      return Status::ok();
+    }();
+    // A target's checks come before its writes, so a failed target leaves nothing behind.
+    result.code = delivered.code();
+    result.message = delivered.message();
+    if (delivered.is_ok()) ++refs;
+    resp.results.push_back(std::move(result));
+  }
+  if (req.queue) {
+    QueueEntry q = *req.queue;
+    q.id = txn.next_id("queue");
+    q.content = content;
+    q.size = size;
+    if (!q.created) q.created = now_seconds();
+    if (!q.next_attempt) q.next_attempt = q.created;
+    txn.put_record(key::queue(q.id), q);
+    resp.queued = q.id;
+    ++refs;
+  }
+  if (refs) {
+    put_content(txn, ContentMeta{content, size, refs, req.summary}, stored);
+    resp.content = content;
+  }
+  return resp;
+}
 
-  return impl_->write_op<DeliverResp>([&](Txn& txn) -> Result<DeliverResp> {
-    DeliverResp resp;
-    ContentId content = txn.next_id("content");
-    uint32_t refs = 0;
-    for (const auto& t : req.targets) {
-      DeliveryResult result;
-      auto delivered = [&]() -> Status {
-        MAIL_ASSIGN_OR_RETURN(AccountRecord account, account_by_id(txn, t.account));
-        MailboxId mailbox_id = t.mailbox;
-        if (!mailbox_id) {
-          std::string name = t.mailbox_name.empty() ? "INBOX" : t.mailbox_name;
-          MAIL_ASSIGN_OR_RETURN(auto id, txn.get(key::mailbox_name(t.account, name)));
-          if (!id || id->size() != 8) return error(Code::not_found, "no such mailbox: " + name);
-          mailbox_id = get_be64(*id);
-        }
-        MAIL_ASSIGN_OR_RETURN(MailboxInfo mailbox, mailbox_by_id(txn, mailbox_id));
-        if (mailbox.account != t.account) return error(Code::invalid, "mailbox belongs to another account");
-        if (t.enforce_quota) MAIL_TRY(check_quota(account, size, 1));
-        MessageEntry entry;
-        entry.flags = t.flags;
-        entry.keywords = t.keywords;
-        sort_unique(entry.keywords);
-        entry.internal_date = internal_date;
-        entry.size = size;
-        entry.content = content;
-        ModSeq modseq = bump_account_modseq(account);
-        add_message(txn, mailbox, account, entry, modseq);
-        txn.put_record(key::mailbox(mailbox.id), mailbox);
-        txn.put_record(key::account(account.info.id), account);
-        record_change(txn, mailbox, ChangeKind::appended, modseq, {entry.uid});
-        result.mailbox = mailbox.id;
-        result.uidvalidity = mailbox.uidvalidity;
-        result.uid = entry.uid;
-        return Status::ok();
-      }();
-      // A target's checks come before its writes, so a failed target leaves nothing behind.
-      result.code = delivered.code();
-      result.message = delivered.message();
-      if (delivered.is_ok()) ++refs;
-      resp.results.push_back(std::move(result));
-    }
-    if (req.queue) {
-      QueueEntry q = *req.queue;
-      q.id = txn.next_id("queue");
-      q.content = content;
-      q.size = size;
-      if (!q.created) q.created = now_seconds();
-      if (!q.next_attempt) q.next_attempt = q.created;
-      txn.put_record(key::queue(q.id), q);
-      resp.queued = q.id;
-      ++refs;
-    }
-    if (refs) {
-      put_content(txn, ContentMeta{content, size, refs, req.summary}, stored);
-      resp.content = content;
+}  // namespace
+
+Result<DeliverResp> RocksStore::deliver(const DeliverReq& req) {
+  MAIL_TRY(check_delivery(req));
+  // Compress on the caller's thread so that the writer thread only commits.
+  std::string stored = compress_content(req.content);
+  return impl_->write_op<DeliverResp>([&](Txn& txn) -> Result<DeliverResp> { return deliver_in(txn, req, stored); });
+}
+
+Result<DeliverBatchResp> RocksStore::deliver_batch(const DeliverBatchReq& req) {
+  std::vector<std::string> stored;
+  stored.reserve(req.messages.size());
+  for (const auto& m : req.messages) {
+    MAIL_TRY(check_delivery(m));
+    stored.push_back(compress_content(m.content));
+  }
+  return impl_->write_op<DeliverBatchResp>([&](Txn& txn) -> Result<DeliverBatchResp> {
+    DeliverBatchResp resp;
+    resp.messages.reserve(req.messages.size());
+    for (size_t i = 0; i < req.messages.size(); ++i) {
+      resp.messages.push_back(deliver_in(txn, req.messages[i], stored[i]));
+      if (!req.all_or_nothing) continue;
+      for (const auto& r : resp.messages.back().results)
+        if (r.code != Code::ok)  // the writer rolls the whole batch back
+          return error(r.code, "message " + std::to_string(i + 1) + " of the batch: " + r.message);
     }
     return resp;
   });

@@ -218,6 +218,48 @@ TEST_F(RocksStoreTest, QuotaAndPartialDelivery) {
   EXPECT_EQ(store_->content_meta({{r->content}})->metas[0].refs, 1u);
 }
 
+TEST_F(RocksStoreTest, DeliverBatchKeepsOrderAndFailsWhole) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com", {0, 4});
+  auto one = [&](const std::string& content) {
+    DeliverReq m;
+    m.content = content;
+    m.targets = {DeliveryTarget{joe.id}};
+    return m;
+  };
+  DeliverBatchReq batch;
+  for (const char* c : {"m1", "m2", "m3"}) batch.messages.push_back(one(c));
+  auto r = store_->deliver_batch(batch);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->messages.size(), 3u);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_EQ(r->messages[i].results[0].uid, i + 1);
+  auto listed = store_->message_list({mailbox(joe.id, "INBOX").id})->messages;
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(store_->content_get({listed[2].content})->bytes, "m3");
+
+  // The quota allows one more message: all or nothing stores none of two,
+  // and the quota checks see the batch's own earlier messages.
+  DeliverBatchReq two;
+  two.messages = {one("m4"), one("m5")};
+  two.all_or_nothing = true;
+  auto failed = store_->deliver_batch(two);
+  ASSERT_FALSE(failed.is_ok());
+  EXPECT_EQ(failed.code(), Code::quota);
+  EXPECT_EQ(mailbox(joe.id, "INBOX").messages, 3u);
+  // Without it, the first goes in and the second fails alone.
+  two.all_or_nothing = false;
+  auto partial = store_->deliver_batch(two);
+  ASSERT_TRUE(partial.is_ok());
+  EXPECT_EQ(partial->messages[0].results[0].code, Code::ok);
+  EXPECT_EQ(partial->messages[1].results[0].code, Code::quota);
+  EXPECT_EQ(mailbox(joe.id, "INBOX").messages, 4u);
+  EXPECT_EQ(mailbox(joe.id, "INBOX").uidnext, 5u);
+
+  DeliverBatchReq bad;
+  bad.messages = {one("x"), DeliverReq{}};
+  EXPECT_EQ(store_->deliver_batch(bad).code(), Code::invalid);
+}
+
 TEST_F(RocksStoreTest, MailboxHierarchy) {
   ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
   auto joe = add_account("joe@example.com");
