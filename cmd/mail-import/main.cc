@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--mbox-variant", variant_name, "mbox variant (default: auto, detected per message)")
       ->check(CLI::IsMember({"auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2"}));
   app.add_flag("--strict", strict, "stop at the first malformed or skipped message");
-  app.add_option("-j,--jobs", jobs, "concurrent deliveries (default 8; 1 keeps the source order of UIDs)")
+  app.add_option("-j,--jobs", jobs, "threads preparing messages (default 8); UIDs follow the source order at any count")
       ->check(CLI::Range(1u, 64u));
   app.add_option("--max-size", max_size, "skip messages larger than BYTES (default 64 MiB)")->type_name("BYTES");
   app.add_flag("--enforce-quota", enforce_quota, "refuse messages over the account's quota (default: import all)");

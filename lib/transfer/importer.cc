@@ -39,7 +39,11 @@ std::string_view kind_name(SourceKind k) {
 
 namespace {
 
-constexpr size_t kQueueBytes = 8u << 20;
+constexpr size_t kQueueBytes = 8u << 20;  // read but not yet stored: bounds memory
+// One store transaction (one fsync) holds up to this much; the next batch is
+// prepared while it commits.
+constexpr size_t kBatchBytes = 4u << 20;
+constexpr size_t kBatchMessages = 256;
 constexpr size_t kRecordBatch = 512;
 constexpr const char* kNamespace = "import";
 
@@ -355,9 +359,20 @@ struct Importer::Impl {
     std::unordered_set<Hash, HashHasher> hashes;
     std::vector<std::pair<store::Uid, Hash>> unrecorded;
   };
+  // A message read from a source, numbered in reading order.
   struct Task {
-    MailboxState* mailbox;
+    uint64_t seq = 0;
+    MailboxState* mailbox = nullptr;
     SourceMessage message;
+  };
+  // A message ready to store; `dropped` when the import failed meanwhile.
+  struct Prepared {
+    MailboxState* mailbox = nullptr;
+    Hash hash{};
+    size_t queued = 0;  // its share of queued_bytes
+    bool dropped = false;
+    std::string where;  // file and offset, for errors
+    store::DeliverReq req;
   };
 
   store::Store& store;
@@ -365,15 +380,21 @@ struct Importer::Impl {
   ImportOptions options;
 
   mutable std::mutex mu;
-  std::condition_variable work_cv, space_cv, idle_cv;
+  std::condition_variable work_cv, space_cv, idle_cv, commit_cv;
+  // Readers push tasks; workers turn them into Prepared entries in parallel;
+  // one committer stores them in reading order, so UIDs follow the source.
   std::deque<Task> queue;
-  size_t queued_bytes = 0;  // of messages queued or being delivered
-  size_t in_flight = 0;
+  std::map<uint64_t, Prepared> ready;  // by seq, waiting for their turn
+  uint64_t next_seq = 0;               // the next task's number
+  uint64_t commit_seq = 0;             // the next number to store
+  size_t queued_bytes = 0;             // of messages read and not yet stored
   bool stopping = false;
+  bool committer_stop = false;
   Status failure;
   ImportStats stats;
   std::map<std::string, std::unique_ptr<MailboxState>> mailboxes;
   std::vector<std::thread> workers;
+  std::thread committer;
   uint64_t bytes_before = 0;  // input consumed by finished sources
 
   Impl(store::Store& s, store::AccountInfo a, ImportOptions o) : store(s), account(std::move(a)), options(std::move(o)) {}
@@ -484,6 +505,18 @@ struct Importer::Impl {
     if (!workers.empty()) return;
     unsigned n = std::max(1u, options.jobs);
     for (unsigned i = 0; i < n; ++i) workers.emplace_back([this] { work(); });
+    committer = std::thread([this] { commit_loop(); });
+  }
+
+  // Queues one message read from a source; waits while too much is in memory.
+  void push(MailboxState* mb, SourceMessage m) {
+    std::unique_lock lock(mu);
+    size_t size = m.content.size();
+    space_cv.wait(lock, [&] { return queued_bytes == 0 || queued_bytes + size <= kQueueBytes || !failure.is_ok(); });
+    queued_bytes += size;
+    queue.push_back({next_seq++, mb, std::move(m)});
+    lock.unlock();
+    work_cv.notify_one();
   }
 
   void work() {
@@ -495,18 +528,41 @@ struct Importer::Impl {
         if (queue.empty()) return;
         task = std::move(queue.front());
         queue.pop_front();
-        ++in_flight;
       }
-      size_t size = task.message.content.size();
-      deliver(task);
+      Prepared p = prepare(task);
       {
         std::lock_guard lock(mu);
-        --in_flight;
-        queued_bytes -= size;  // counted until delivered: the bound covers messages in flight too
+        ready.emplace(task.seq, std::move(p));
       }
-      space_cv.notify_one();
-      idle_cv.notify_all();
+      commit_cv.notify_one();
     }
+  }
+
+  // The CPU part of a delivery, done in parallel: line endings, hash, summary.
+  Prepared prepare(Task& task) {
+    Prepared p;
+    p.mailbox = task.mailbox;
+    p.queued = task.message.content.size();
+    {
+      std::lock_guard lock(mu);
+      p.dropped = !failure.is_ok();
+    }
+    if (p.dropped) return p;
+    SourceMessage& m = task.message;
+    p.where = m.origin + ": offset " + std::to_string(m.offset);
+    p.req.content = to_crlf(m.content);
+    m.content = std::string();
+    p.hash = hash_of(p.req.content);
+    p.req.internal_date = m.internal_date ? m.internal_date : date_from_headers(p.req.content);
+    p.req.summary = mime::summarize(p.req.content);
+    store::DeliveryTarget target;
+    target.account = account.id;
+    target.mailbox = p.mailbox->id;
+    target.flags = m.flags;
+    target.keywords = std::move(m.keywords);
+    target.enforce_quota = options.enforce_quota;
+    p.req.targets.push_back(std::move(target));
+    return p;
   }
 
   void fail(const Status& st) {
@@ -514,67 +570,93 @@ struct Importer::Impl {
     if (failure.is_ok()) failure = st;
   }
 
-  void deliver(Task& task) {
-    MailboxState& mb = *task.mailbox;
-    SourceMessage& m = task.message;
-    std::string content = to_crlf(m.content);
-    m.content = std::string();
-    Hash h = hash_of(content);
-    {
-      std::lock_guard lock(mu);
-      if (!failure.is_ok()) return;
-      if (!mb.hashes.insert(h).second) {
-        ++stats.duplicates;
-        ++stats.mailboxes[mb.counts].duplicates;
-        return;
+  // Stores prepared messages in reading order, a batch per transaction.
+  void commit_loop() {
+    for (;;) {
+      std::vector<Prepared> batch;
+      {
+        std::unique_lock lock(mu);
+        commit_cv.wait(lock, [&] { return ready.count(commit_seq) || (committer_stop && ready.empty()); });
+        if (!ready.count(commit_seq)) return;
+        size_t bytes = 0;
+        for (auto it = ready.find(commit_seq); it != ready.end() && it->first == commit_seq;
+             it = ready.find(commit_seq)) {
+          if (!batch.empty() && (batch.size() >= kBatchMessages || bytes + it->second.queued > kBatchBytes)) break;
+          bytes += it->second.queued;
+          batch.push_back(std::move(it->second));
+          ready.erase(it);
+          ++commit_seq;
+        }
       }
-    }
-    store::DeliverReq req;
-    req.internal_date = m.internal_date ? m.internal_date : date_from_headers(content);
-    req.summary = mime::summarize(content);
-    req.content = std::move(content);
-    store::DeliveryTarget target;
-    target.account = account.id;
-    target.mailbox = mb.id;
-    target.flags = m.flags;
-    target.keywords = m.keywords;
-    target.enforce_quota = options.enforce_quota;
-    req.targets.push_back(std::move(target));
-    uint64_t size = req.content.size();
-    auto r = store.deliver(req);
-    Status st = r ? Status() : r.status();
-    if (st.is_ok() && (r->results.empty() || r->results[0].code != Code::ok))
-      st = r->results.empty() ? error(Code::internal, "no delivery result")
-                              : error(r->results[0].code, r->results[0].message);
-    if (!st.is_ok()) {
+      store_batch(batch);
       {
         std::lock_guard lock(mu);
-        mb.hashes.erase(h);
+        for (const auto& p : batch) queued_bytes -= p.queued;
       }
-      fail(error(st.code(), m.origin + ": offset " + std::to_string(m.offset) + ": not imported into " + mb.name +
-                                ": " + st.message()));
-      return;
+      space_cv.notify_all();
+      idle_cv.notify_all();
     }
-    std::vector<std::pair<store::Uid, Hash>> batch;
+  }
+
+  void store_batch(std::vector<Prepared>& batch) {
+    // Duplicates (of stored messages or earlier in the source) are left out;
+    // the first one read is kept.
+    store::DeliverBatchReq req;
+    std::vector<Prepared*> sent;
     {
       std::lock_guard lock(mu);
-      ++stats.imported;
-      stats.bytes_stored += size;
-      auto& c = stats.mailboxes[mb.counts];
-      ++c.imported;
-      c.bytes += size;
-      mb.unrecorded.emplace_back(r->results[0].uid, h);
-      if (mb.unrecorded.size() >= kRecordBatch) batch = std::exchange(mb.unrecorded, {});
+      for (auto& p : batch) {
+        if (p.dropped || !failure.is_ok()) continue;
+        if (!p.mailbox->hashes.insert(p.hash).second) {
+          ++stats.duplicates;
+          ++stats.mailboxes[p.mailbox->counts].duplicates;
+          continue;
+        }
+        sent.push_back(&p);
+      }
     }
-    if (!batch.empty()) {
-      Status w = write_record(mb, std::move(batch));
+    if (sent.empty()) return;
+    req.messages.reserve(sent.size());
+    for (auto* p : sent) req.messages.push_back(std::move(p->req));
+    auto r = store.deliver_batch(req);
+    std::vector<std::pair<MailboxState*, std::vector<std::pair<store::Uid, Hash>>>> records;
+    {
+      std::lock_guard lock(mu);
+      for (size_t i = 0; i < sent.size(); ++i) {
+        Prepared& p = *sent[i];
+        MailboxState& mb = *p.mailbox;
+        const store::DeliverReq& m = req.messages[i];
+        Status st = r ? Status() : r.status();
+        if (st.is_ok() && (r->messages[i].results.empty() || r->messages[i].results[0].code != Code::ok))
+          st = r->messages[i].results.empty()
+                   ? error(Code::internal, "no delivery result")
+                   : error(r->messages[i].results[0].code, r->messages[i].results[0].message);
+        if (!st.is_ok()) {
+          mb.hashes.erase(p.hash);
+          if (failure.is_ok())
+            failure = error(st.code(), p.where + ": not imported into " + mb.name + ": " + st.message());
+          continue;
+        }
+        ++stats.imported;
+        stats.bytes_stored += m.content.size();
+        auto& c = stats.mailboxes[mb.counts];
+        ++c.imported;
+        c.bytes += m.content.size();
+        mb.unrecorded.emplace_back(r->messages[i].results[0].uid, p.hash);
+        if (mb.unrecorded.size() >= kRecordBatch) records.emplace_back(&mb, std::exchange(mb.unrecorded, {}));
+      }
+    }
+    // Duplicate records go in writes of their own (a lost record only costs
+    // hashing that message again on the next run).
+    for (auto& rec : records) {
+      Status w = write_record(*rec.first, std::move(rec.second));
       if (!w.is_ok()) fail(w);
     }
   }
 
   void drain() {
     std::unique_lock lock(mu);
-    idle_cv.wait(lock, [&] { return queue.empty() && in_flight == 0; });
+    idle_cv.wait(lock, [&] { return queued_bytes == 0 && queue.empty() && ready.empty(); });
   }
 
   void stop_workers() {
@@ -585,8 +667,15 @@ struct Importer::Impl {
     work_cv.notify_all();
     for (auto& t : workers) t.join();
     workers.clear();
+    {
+      std::lock_guard lock(mu);
+      committer_stop = true;  // only now: every task read has been prepared
+    }
+    commit_cv.notify_all();
+    if (committer.joinable()) committer.join();
     std::lock_guard lock(mu);
     stopping = false;
+    committer_stop = false;
   }
 };
 
@@ -670,15 +759,7 @@ Status Importer::import(const SourceEntry& entry, MessageSource& source) {
       continue;
     }
     if (d.options.progress) d.options.progress(d.bytes_before + source.position());
-    std::unique_lock lock(d.mu);
-    size_t size = m.content.size();
-    d.space_cv.wait(lock, [&] {
-      return d.queued_bytes == 0 || d.queued_bytes + size <= kQueueBytes || !d.failure.is_ok();
-    });
-    d.queued_bytes += size;
-    d.queue.push_back({mb, std::move(m)});
-    lock.unlock();
-    d.work_cv.notify_one();
+    d.push(mb, std::move(m));
   }
   d.bytes_before += source.position();
   {

@@ -74,7 +74,7 @@ Result<std::unique_ptr<MessageSource>> open_source(const SourceEntry& entry, Mbo
 
 struct ImportOptions {
   std::string mailbox;          // target (prefix) mailbox; "" = INBOX for the root
-  unsigned jobs = 8;            // concurrent deliveries (1 keeps the source order of UIDs)
+  unsigned jobs = 8;            // threads preparing messages (stored in source order whatever the count)
   bool strict = false;          // the first problem stops the import
   bool enforce_quota = false;   // admins import regardless of quota unless asked
   size_t max_message_size = 64u << 20;

@@ -290,7 +290,7 @@ TEST_F(TransferDir, MaildirFollowsDovecotUidlistOrder) {
   write(md / "new" / "050.d", "Subject: unlisted\n\n4\n");
   write(md / "dovecot-uidlist", "3 V1 N4 Gabc\n1 :200.b\n2 W20 :300.c\n5 :100.a:2,S\n");
   ImportOptions o;
-  o.jobs = 1;
+  o.jobs = 8;  // the order holds at any -j
   EXPECT_EQ(import(md.string(), o).imported, 4u);
   std::vector<std::string> subjects;
   for (const auto& e : messages("INBOX")) subjects.push_back(content(e).substr(9, content(e).find('\r') - 9));
@@ -309,6 +309,13 @@ TEST_F(TransferDir, DuplicatesSurviveRestartAndExpungedMessagesComeBack) {
   auto s = import((dir_ / "in.mbox").string(), o);
   EXPECT_EQ(s.imported, 700u);
   EXPECT_EQ(s.duplicates, 1u);
+  // UIDs follow the file across batches; the first copy of the duplicate is kept.
+  auto listed = messages("INBOX");
+  ASSERT_EQ(listed.size(), 700u);
+  for (int i = 0; i < 700; ++i) {
+    ASSERT_EQ(content(listed[i]), "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n") << i;
+    ASSERT_EQ(listed[i].internal_date, 1000 + i) << i;
+  }
 
   // A message delivered another way is recognised too.
   store::DeliverReq req;
