@@ -8,6 +8,7 @@
 #include "service/cli.h"
 #include "service/daemon.h"
 #include "service/tls.h"
+#include "spam/learn.h"
 #include "store/store.h"
 
 int main(int argc, char** argv) {
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     mail::log::error("{}", resources.status().message());
     return mail::exit_code(resources.code());
   }
+  mail::spam::configure_learning(cfg.spam);  // moving mail into/out of Junk trains as [spam] says
   mail::imap::Server server(*resources->store, cfg.imap, resources->tls);
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {
     server.run(fd, listener.name == "imaps");

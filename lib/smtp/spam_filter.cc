@@ -1,5 +1,9 @@
 #include "smtp/spam_filter.h"
 
+#include <algorithm>
+#include <cctype>
+
+#include "auth/canon.h"
 #include "auth/resolver.h"
 #include "base/log.h"
 #include "config/config.h"
@@ -23,9 +27,40 @@ Result<std::unique_ptr<SpamFilter>> SpamFilter::make(const Config& config, store
       new SpamFilter(std::move(resolver), std::move(classifier), std::move(authserv_id)));
 }
 
+namespace {
+
+// X-Spam-* fields that came with the message: a sender's "X-Spam-Status: No"
+// must not pass for our verdict (nor feed the classifier), so they go, as forged
+// Authentication-Results do. Offsets into `message`; none when the parser had
+// to copy it (bare LF input, which the session refuses anyway).
+std::vector<std::pair<size_t, size_t>> foreign_spam_fields(std::string_view message) {
+  std::vector<std::pair<size_t, size_t>> out;
+  auth::MailMessage msg(message);
+  if (msg.text().data() != message.data()) return out;
+  for (const auto& h : msg.headers()) {
+    std::string_view name = h.name;
+    if (name.size() < 7 || !std::equal(name.begin(), name.begin() + 7, "x-spam-", [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        }))
+      continue;
+    size_t at = static_cast<size_t>(h.raw.data() - message.data());
+    out.emplace_back(at, at + h.raw.size());
+  }
+  return out;
+}
+
+}  // namespace
+
 FilterResult SpamFilter::run(const FilterContext& context, std::string_view message) {
   FilterResult result;
   if (context.mode == Mode::submission) return result;
+  result.remove = foreign_spam_fields(message);
+  std::string cleaned;
+  if (!result.remove.empty()) {
+    cleaned = message;
+    for (auto it = result.remove.rbegin(); it != result.remove.rend(); ++it) cleaned.erase(it->first, it->second - it->first);
+    message = cleaned;
+  }
   std::vector<store::AccountId> accounts;
   if (context.recipients)
     for (const auto& r : *context.recipients)

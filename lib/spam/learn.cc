@@ -1,5 +1,7 @@
 #include "spam/learn.h"
 
+#include <atomic>
+
 #include "base/log.h"
 #include "spam/bayes.h"
 #include "spam/tokenizer.h"
@@ -7,7 +9,20 @@
 namespace mail::spam {
 
 namespace {
-constexpr uint32_t kExpiryDays = 180;  // spam.token_expiry_days' default (IMAP has no [spam] settings)
+// Set once at start, before sessions run; SpamConfig's defaults until then.
+struct LearnSettings {
+  std::atomic<bool> enabled{SpamConfig{}.learn_from_imap};
+  std::atomic<uint32_t> expiry_days{SpamConfig{}.token_expiry_days};
+};
+LearnSettings& settings() {
+  static LearnSettings s;
+  return s;
+}
+}  // namespace
+
+void configure_learning(const SpamConfig& config) {
+  settings().enabled = config.learn_from_imap;
+  settings().expiry_days = config.token_expiry_days;
 }
 
 bool is_junk(const store::MailboxInfo& m) {
@@ -21,6 +36,7 @@ bool is_junk(const store::MailboxInfo& m) {
 void learn_from_copy(store::Store& store, store::AccountId account, const store::MailboxInfo& from,
                      const store::MailboxInfo& to, const std::vector<store::MessageEntry>& messages,
                      const std::vector<size_t>& picked) {
+  if (!settings().enabled) return;
   bool spam;
   if (is_junk(to) && !is_junk(from)) spam = true;
   else if (is_junk(from) && !is_junk(to) && to.special_use != store::SpecialUse::trash) spam = false;
@@ -37,7 +53,7 @@ void learn_from_copy(store::Store& store, store::AccountId account, const store:
   }
   if (items.empty()) return;
   TokenStore tokens(store);
-  auto r = tokens.train(account, items, spam, false, today(), kExpiryDays);
+  auto r = tokens.train(account, items, spam, false, today(), settings().expiry_days);
   if (!r) log::warn("spam: learning failed: {}", r.status().message());
 }
 

@@ -7,9 +7,15 @@
 #include <cstddef>
 #include <vector>
 
+#include "config/spam.h"
 #include "store/store.h"
 
 namespace mail::spam {
+
+// The process's [spam] settings for learning (mail-imapd sets them at start):
+// learn_from_imap off makes learn_from_copy do nothing; trained tokens expire
+// after token_expiry_days. Learning only ever changes the account's own model.
+void configure_learning(const SpamConfig& config);
 
 // The messages `picked` (indexes into `messages`) went from `from` to `to`.
 // Failures are logged, never returned: a COPY or MOVE never fails for this.

@@ -244,3 +244,61 @@ def test_imap_move_into_and_out_of_junk_trains(run, store_dir, corpus, stored, d
     assert typ == "OK"
     assert stats()["spam_messages"] == 0 and stats()["ham_messages"] == 1
     m.logout()
+
+
+def test_junk_filing_through_smtp_then_imap(run, store_dir, corpus, stored, daemons, tmp_path):
+    """Spam at required_score goes to Junk with $Junk (smtplib in, imaplib out);
+    X-Spam-* fields a sender forged are gone; with [spam] learn_from_imap off,
+    moving it out of Junk trains nothing."""
+    import imaplib
+    import smtplib
+    from conftest import binary, free_port, port_open, wait_for
+    from test_smtp import hand_over, make_cert
+    train_all(run, store_dir, corpus)
+    config = tmp_path / "mail.toml"
+    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nrequired_score = "4.0"\n'
+                      'reject_score = "0"\nlearn_from_imap = false\n')
+    make_cert(store_dir)
+    hand_over(store_dir)
+    mx, imap = free_port(), free_port()
+    smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
+                           "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
+    imapd = daemons.start([binary("mail-imapd"), "--config", str(config), "--data-dir", store_dir,
+                           "--listen", f"imap=127.0.0.1:{imap}"], log=str(tmp_path / "imapd.log"))
+    wait_for(lambda: (port_open(mx) and port_open(imap)) or not smtpd.alive() or not imapd.alive(),
+             what="mail-smtpd and mail-imapd ports")
+    assert smtpd.alive(), smtpd.log_text()
+    assert imapd.alive(), imapd.log_text()
+    forged = "X-Spam-Status: No, score=-10.0 required=5.0 tests=none\r\nX-Spam-Flag: NO\r\nx-spam-score: -10\r\n"
+    s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
+    s.ehlo("client.example")
+    s.sendmail("promo@deals.example", [USER], forged + corpus["test_spam"])
+    s.sendmail("alice@example.org", [USER], corpus["test_ham"])
+    s.quit()
+
+    m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
+    m.login(USER, "pw")
+
+    def fetch(mailbox):
+        m.select(mailbox)
+        typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER])")
+        assert typ == "OK"
+        return [(data[i][0], data[i][1]) for i in range(0, len(data), 2) if isinstance(data[i], tuple)]
+
+    junk = fetch("Junk")
+    assert len(junk) == 1, junk
+    meta, head = junk[0]
+    assert b"$Junk" in meta
+    fields = [l for l in head.decode().split("\r\n") if l.lower().startswith("x-spam-")]
+    assert [f.split(":")[0] for f in fields] == ["X-Spam-Status", "X-Spam-Score"], fields
+    assert fields[0].startswith("X-Spam-Status: Yes, score=") and "required=4.0" in fields[0]
+    inbox = fetch("INBOX")
+    assert len(inbox) == 1 and b"X-Spam-Status: No" in inbox[0][1]
+
+    def stats():
+        return json.loads(spamscore(run, store_dir, "stats", "-a", USER, "--format", "json").stdout)
+    before = stats()
+    m.select("Junk")
+    assert m.uid("MOVE", "1:*", "INBOX")[0] == "OK"
+    assert stats() == before and before["ham_messages"] == 0  # learn_from_imap = false
+    m.logout()
