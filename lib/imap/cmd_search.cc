@@ -138,13 +138,30 @@ bool icontains(std::string_view hay, std::string_view needle) {
   return it != hay.end();
 }
 
+// Summaries read ahead a chunk at a time from the first message whose
+// evaluation needs one: one store request per chunk, none for messages that
+// cheaper keys (flags, UID, sequence) already ruled out.
+struct SummaryWindow {
+  std::function<void(size_t first, std::vector<mime::Summary>&)> fill;
+  size_t base = 0;
+  std::vector<mime::Summary> sums;
+  const mime::Summary& get(size_t i) {
+    if (i < base || i - base >= sums.size()) {
+      base = i;
+      fill(i, sums);
+    }
+    return sums[i - base];
+  }
+};
+
 struct Ctx {
   store::Store* store;
   const store::MessageEntry* m;
   uint32_t msn, max_msn, max_uid;
   const std::vector<store::Uid>* saved;
+  SummaryWindow* window;
   std::optional<std::string> raw;
-  std::optional<mime::Summary> sum;
+  const mime::Summary* sum = nullptr;
   bool uses_modseq = false;
   bool recent = false;  // \Recent in this session
   const std::string& content() {
@@ -154,15 +171,9 @@ struct Ctx {
     }
     return *raw;
   }
-  // The stored summary (parsed at delivery); parsing the message only when
-  // it has none.
+  // The stored summary (parsed at delivery, or now when it has none).
   const mime::Summary& summary() {
-    if (!sum) {
-      auto r = store->content_meta({{m->content}});
-      if (r && !r->metas.empty() && !r->metas[0].summary.empty())
-        if (auto d = mime::decode_summary(r->metas[0].summary)) sum = std::move(*d);
-      if (!sum) sum = mime::parse(content());
-    }
+    if (!sum) sum = &window->get(msn - 1);
     return *sum;
   }
   // Header keys read the summary's copy of the header, not the message.
@@ -318,6 +329,53 @@ bool uses_modseq(const Key& k) {
 
 }  // namespace
 
+std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
+  Key root;
+  root.name = "AND";
+  if (!parse_keys(p, root.kids, 0, false)) return std::nullopt;
+  if (!p.at_end()) {
+    p.fail("trailing characters");
+    return std::nullopt;
+  }
+  SearchHits r;
+  r.uses_modseq = uses_modseq(root);
+  uint32_t max_uid = sel_->msgs.empty() ? 0 : sel_->msgs.back().uid;
+  SummaryWindow window;
+  window.fill = [this](size_t first, std::vector<mime::Summary>& out) {
+    std::vector<size_t> idx;
+    for (size_t i = first; i < sel_->msgs.size() && idx.size() < kSummaryChunk; ++i) idx.push_back(i);
+    out.clear();
+    for_each_summary(idx, [&out](size_t, mime::Summary& s) { out.push_back(std::move(s)); });
+  };
+  for (size_t i = 0; i < sel_->msgs.size(); ++i) {
+    Ctx c{env_.store, &sel_->msgs[i], static_cast<uint32_t>(i + 1), static_cast<uint32_t>(sel_->msgs.size()),
+          max_uid, &sel_->saved, &window};
+    c.recent = sel_->recent.count(sel_->msgs[i].uid) != 0;
+    if (eval(root, c)) r.hits.push_back(i);
+  }
+  return r;
+}
+
+void Session::for_each_summary(const std::vector<size_t>& idx,
+                               const std::function<void(size_t, mime::Summary&)>& fn) {
+  for (size_t from = 0; from < idx.size(); from += kSummaryChunk) {
+    size_t to = std::min(idx.size(), from + kSummaryChunk);
+    store::ContentMetaReq req;
+    for (size_t k = from; k < to; ++k) req.ids.push_back(sel_->msgs[idx[k]].content);
+    auto r = env_.store->content_meta(req);
+    for (size_t k = from; k < to; ++k) {
+      std::optional<mime::Summary> sum;
+      if (r && k - from < r->metas.size() && !r->metas[k - from].summary.empty())
+        if (auto d = mime::decode_summary(r->metas[k - from].summary)) sum = std::move(*d);
+      if (!sum) {  // written before summaries existed: parse the message
+        auto c = env_.store->content_get({sel_->msgs[idx[k]].content});
+        sum = mime::parse(c ? std::string_view(c->bytes) : std::string_view());
+      }
+      fn(idx[k], *sum);
+    }
+  }
+}
+
 void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   if (!p.space()) return bad("SEARCH needs keys");
@@ -344,34 +402,25 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
   if (p.consume_ci("CHARSET ")) {
     auto cs = p.astring();
     if (!cs) return bad("bad CHARSET");
-    std::string u = upper(*cs);
-    if (u != "UTF-8" && u != "US-ASCII") {
+    if (!known_charset(*cs)) {
       out += tag + " NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n";
       return;
     }
     if (!p.space()) return bad("SEARCH needs keys");
   }
-  Key root;
-  root.name = "AND";
-  if (!parse_keys(p, root.kids, 0, false)) return bad(p.error());
-  if (!p.at_end()) return bad("trailing characters");
-  bool modseq = uses_modseq(root);
+  auto found = search_keys(p);
+  if (!found) return bad(p.error());
+  bool modseq = found->uses_modseq;
   if (modseq) enable_condstore(out);
   std::vector<store::Uid> hits_uid;
   std::vector<store::ModSeq> hits_modseq;
   std::vector<uint32_t> hits;
   uint64_t max_modseq = 0;
-  uint32_t max_uid = sel_->msgs.empty() ? 0 : sel_->msgs.back().uid;
-  for (size_t i = 0; i < sel_->msgs.size(); ++i) {
-    Ctx c{env_.store, &sel_->msgs[i], static_cast<uint32_t>(i + 1), static_cast<uint32_t>(sel_->msgs.size()),
-          max_uid, &sel_->saved, std::nullopt, std::nullopt};
-    c.recent = sel_->recent.count(sel_->msgs[i].uid) != 0;
-    if (eval(root, c)) {
-      hits.push_back(uid ? sel_->msgs[i].uid : static_cast<uint32_t>(i + 1));
-      hits_uid.push_back(sel_->msgs[i].uid);
-      hits_modseq.push_back(sel_->msgs[i].modseq);
-      max_modseq = std::max(max_modseq, sel_->msgs[i].modseq);
-    }
+  for (size_t i : found->hits) {
+    hits.push_back(uid ? sel_->msgs[i].uid : static_cast<uint32_t>(i + 1));
+    hits_uid.push_back(sel_->msgs[i].uid);
+    hits_modseq.push_back(sel_->msgs[i].modseq);
+    max_modseq = std::max(max_modseq, sel_->msgs[i].modseq);
   }
   if (r_save) {
     if (r_min || r_max) {

@@ -78,7 +78,7 @@ std::string Session::capabilities() const {
     c += " SASL-IR";
   }
   c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
-       " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
+       " SPECIAL-USE ESEARCH SEARCHRES SORT ESORT SORT=DISPLAY CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
        std::to_string(env_.config->max_literal);
   return c;
@@ -112,7 +112,7 @@ void Session::handle(std::string_view command, std::string& out) {
     cmd = upper(*name);
     uid = true;
     if (cmd != "FETCH" && cmd != "SEARCH" && cmd != "STORE" && cmd != "COPY" && cmd != "MOVE" &&
-        cmd != "EXPUNGE") {
+        cmd != "EXPUNGE" && cmd != "SORT" && cmd != "THREAD") {
       out += *tag + " BAD unknown UID command\r\n";
       return;
     }
@@ -182,6 +182,7 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
   if (c == "CLOSE" || c == "UNSELECT") return cmd_close(tag, p, out, c == "CLOSE");
   if (c == "EXPUNGE") return cmd_expunge(tag, p, out, uid);
   if (c == "SEARCH") return cmd_search(tag, p, out, uid);
+  if (c == "SORT") return cmd_sort(tag, p, out, uid);
   if (c == "FETCH") return cmd_fetch(tag, p, out, uid);
   if (c == "STORE") return cmd_store(tag, p, out, uid);
   if (c == "COPY" || c == "MOVE") return cmd_copy(tag, p, out, uid, c == "MOVE");

@@ -19,6 +19,10 @@
 #include "imap/parser.h"
 #include "store/store.h"
 
+namespace mail::mime {
+struct Summary;
+}
+
 namespace mail::imap {
 
 // Verified (user, password-hash) pairs, so repeat logins skip the slow KDF.
@@ -144,6 +148,18 @@ class Session {
   void cmd_close(const std::string& tag, Parser& p, std::string& out, bool expunge);
   void cmd_expunge(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid);
+  void cmd_sort(const std::string& tag, Parser& p, std::string& out, bool uid);
+  // SEARCH keys up to the end of the command (shared by SEARCH, SORT, THREAD):
+  // the matching message indexes, ascending; nullopt with p.error() set on bad syntax.
+  struct SearchHits {
+    std::vector<size_t> hits;
+    bool uses_modseq = false;
+  };
+  std::optional<SearchHits> search_keys(Parser& p);
+  // Calls `fn(index, summary)` for the messages at `idx`, in order, reading the
+  // stored summaries a chunk per store request (parsing a message that has none).
+  static constexpr size_t kSummaryChunk = 512;  // bounds the size of one reply
+  void for_each_summary(const std::vector<size_t>& idx, const std::function<void(size_t, mime::Summary&)>& fn);
   void cmd_fetch(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_store(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_copy(const std::string& tag, Parser& p, std::string& out, bool uid, bool move);

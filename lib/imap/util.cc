@@ -17,23 +17,32 @@ bool is_known_command(const std::string& c) {
                                 "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "CLOSE", "UNSELECT",
                                 "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UID", "IDLE",
                                 "ENABLE", "NAMESPACE", "CHECK", "UNAUTHENTICATE", "GETQUOTA",
-                                "GETQUOTAROOT", "SETQUOTA"};
+                                "GETQUOTAROOT", "SETQUOTA", "SORT"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return c == k; });
 }
 
 std::string uid_set_string(std::vector<store::Uid> uids) {
   std::sort(uids.begin(), uids.end());
   uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  return ordered_set_string(uids);
+}
+
+std::string ordered_set_string(const std::vector<uint32_t>& nums) {
   std::string out;
-  for (size_t i = 0; i < uids.size();) {
+  for (size_t i = 0; i < nums.size();) {
     size_t j = i;
-    while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+    while (j + 1 < nums.size() && nums[j + 1] == nums[j] + 1) ++j;
     if (!out.empty()) out += ',';
-    out += std::to_string(uids[i]);
-    if (j > i) out += ':' + std::to_string(uids[j]);
+    out += std::to_string(nums[i]);
+    if (j > i) out += ':' + std::to_string(nums[j]);
     i = j + 1;
   }
   return out;
+}
+
+bool known_charset(const std::string& charset) {
+  std::string u = upper(charset);
+  return u == "UTF-8" || u == "US-ASCII";
 }
 
 bool flag_bit(const std::string& f, uint32_t* bit) {

@@ -644,95 +644,7 @@ Parsed parse_entity(Ctx& ctx, size_t begin, size_t end, bool digest_child, int d
 std::string first_mailbox(const std::vector<Field>& fields, std::string_view name, std::string* display) {
   const Field* f = first_field(fields, name);
   if (!f) return {};
-  auto addrs = parse_addresses(unfold(f->value));
-  for (const auto& a : addrs) {
-    if (a.group_start || a.group_end) continue;
-    if (display) {
-      std::string d = a.name.empty() ? "" : decode_header_text(a.name);
-      *display = d.empty() ? lower(a.mailbox + (a.host.empty() ? "" : "@" + a.host)) : d;
-    }
-    return lower(a.mailbox);
-  }
-  return {};
-}
-
-std::string base_subject(std::string subject) {
-  // Collapse whitespace.
-  std::string s;
-  bool sp = false;
-  for (char c : subject) {
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-      sp = true;
-    } else {
-      if (sp && !s.empty()) s += ' ';
-      sp = false;
-      s += c;
-    }
-  }
-  auto upper = [](std::string v) {
-    for (auto& c : v) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
-    return v;
-  };
-  bool changed = true;
-  while (changed) {
-    changed = false;
-    // trailing (fwd)
-    while (true) {
-      std::string u = upper(s);
-      if (u.size() >= 5 && u.compare(u.size() - 5, 5, "(FWD)") == 0) {
-        s.erase(s.size() - 5);
-        while (!s.empty() && s.back() == ' ') s.pop_back();
-      } else {
-        break;
-      }
-    }
-    // leading re:/fw:/fwd: with optional [blob], and leading [blob]
-    while (true) {
-      std::string u = upper(s);
-      size_t i = 0;
-      bool stripped = false;
-      for (const char* pfx : {"RE", "FWD", "FW"}) {
-        size_t n = strlen(pfx);
-        if (u.compare(0, n, pfx) == 0) {
-          size_t k = n;
-          while (k < u.size() && u[k] == ' ') ++k;
-          if (k < u.size() && u[k] == '[') {
-            size_t e = u.find(']', k);
-            if (e != std::string::npos) {
-              k = e + 1;
-              while (k < u.size() && u[k] == ' ') ++k;
-            }
-          }
-          if (k < u.size() && u[k] == ':') {
-            i = k + 1;
-            stripped = true;
-            break;
-          }
-        }
-      }
-      if (!stripped && !u.empty() && u[0] == '[') {
-        size_t e = u.find(']');
-        if (e != std::string::npos) {
-          size_t k = e + 1;
-          while (k < u.size() && u[k] == ' ') ++k;
-          if (k < u.size()) {
-            i = k;
-            stripped = true;
-          }
-        }
-      }
-      if (!stripped) break;
-      while (i < s.size() && s[i] == ' ') ++i;
-      s.erase(0, i);
-      changed = true;
-    }
-    std::string u = upper(s);
-    if (u.size() > 6 && u.compare(0, 5, "[FWD:") == 0 && u.back() == ']') {
-      s = std::string(trim(s.substr(5, s.size() - 6)));
-      changed = true;
-    }
-  }
-  return upper(s);
+  return sort_address(unfold(f->value), display);
 }
 
 // ---- preview -----------------------------------------------------------------------------
@@ -986,6 +898,110 @@ std::string summarize(std::string_view raw) { return encode(parse(raw)); }
 Result<Summary> decode_summary(std::string_view encoded) {
   Summary s;
   if (encoded.empty() || !decode(encoded, s)) return error(Code::corrupt, "bad message summary");
+  return s;
+}
+
+std::string sort_address(std::string_view value, std::string* display) {
+  auto addrs = parse_addresses(value);
+  for (const auto& a : addrs) {
+    if (a.group_end) continue;
+    // A group's first "address" is its name, as in the ENVELOPE (group syntax).
+    if (display) {
+      std::string d = a.name.empty() ? "" : decode_header_text(a.name);
+      if (a.group_start) d = decode_header_text(a.mailbox);
+      *display = d.empty() ? lower(a.mailbox + (a.host.empty() ? "" : "@" + a.host)) : d;
+    }
+    return lower(a.mailbox);
+  }
+  if (display) display->clear();
+  return {};
+}
+
+namespace {
+// RFC 5256 2.1 grammar pieces; each returns the length matched at the start of `s`, 0 if none.
+bool istarts(std::string_view s, std::string_view p) { return s.size() >= p.size() && iequals(s.substr(0, p.size()), p); }
+size_t skip_wsp(std::string_view s, size_t i) {
+  while (i < s.size() && s[i] == ' ') ++i;
+  return i;
+}
+// subj-blob = "[" *BLOBCHAR "]" *WSP
+size_t subj_blob(std::string_view s, size_t i) {
+  if (i >= s.size() || s[i] != '[') return 0;
+  size_t j = i + 1;
+  while (j < s.size() && s[j] != '[' && s[j] != ']') ++j;
+  if (j >= s.size() || s[j] != ']') return 0;
+  return skip_wsp(s, j + 1) - i;
+}
+// subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"
+size_t subj_refwd(std::string_view s, size_t i) {
+  for (std::string_view w : {"re", "fwd", "fw"}) {
+    if (!istarts(s.substr(i), w)) continue;
+    size_t j = skip_wsp(s, i + w.size());
+    j += subj_blob(s, j);
+    if (j < s.size() && s[j] == ':') return j + 1 - i;
+  }
+  return 0;
+}
+}  // namespace
+
+std::string base_subject(std::string_view subject, bool* reply_or_forward) {
+  bool refwd = false;
+  // (1) runs of white space (tabs, folding) become one space
+  std::string s;
+  bool sp = false;
+  for (char c : subject) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      sp = true;
+      continue;
+    }
+    if (sp) s += ' ';
+    sp = false;
+    s += c;
+  }
+  if (sp) s += ' ';
+  while (true) {
+    // (2) trailers: "(fwd)" and white space
+    while (!s.empty()) {
+      if (s.back() == ' ') {
+        s.pop_back();
+      } else if (s.size() >= 5 && iequals(std::string_view(s).substr(s.size() - 5), "(fwd)")) {
+        s.erase(s.size() - 5);
+        refwd = true;
+      } else {
+        break;
+      }
+    }
+    // (3) leaders (white space, *subj-blob subj-refwd) and (4) a blob before a
+    // non-empty rest, (5) until neither applies
+    for (bool changed = true; changed;) {
+      changed = false;
+      if (!s.empty() && s[0] == ' ') {
+        s.erase(0, skip_wsp(s, 0));
+        changed = true;
+        continue;
+      }
+      size_t i = 0;
+      while (size_t b = subj_blob(s, i)) i += b;
+      if (size_t r = subj_refwd(s, i)) {
+        s.erase(0, i + r);
+        refwd = changed = true;
+        continue;
+      }
+      if (size_t b = subj_blob(s, 0); b && b < s.size()) {
+        s.erase(0, b);
+        changed = true;
+      }
+    }
+    // (6) "[fwd:" subject "]": unwrap and start again at (2)
+    if (istarts(s, "[fwd:") && s.back() == ']') {
+      s = s.substr(5, s.size() - 6);
+      refwd = true;
+      continue;
+    }
+    break;
+  }
+  if (reply_or_forward) *reply_or_forward = refwd;
+  for (auto& c : s) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
   return s;
 }
 

@@ -72,6 +72,16 @@ std::string summarize(std::string_view raw);
 Summary parse(std::string_view raw);
 Result<Summary> decode_summary(std::string_view encoded);
 
+// The SORT keys of an address header value (From, To, Cc): the first
+// address's mailbox (a group's name for a group), lower case; `display` gets
+// RFC 5957's display name (RFC 2047 decoded), else "mailbox@host".
+std::string sort_address(std::string_view value, std::string* display = nullptr);
+
+// The RFC 5256 base subject of a decoded subject, upper-cased (ASCII) for the
+// i;ascii-casemap comparison of SORT and THREAD; `reply_or_forward` tells
+// whether a "Re:", "Fwd:", "(fwd)" or "[fwd: ...]" was removed.
+std::string base_subject(std::string_view subject, bool* reply_or_forward = nullptr);
+
 // Finds the part for an IMAP section part number ("1.2.3"); nullptr if none.
 // An empty path is the whole message.
 const Part* find_part(const Part& root, const std::vector<uint32_t>& path);

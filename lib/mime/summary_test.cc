@@ -127,5 +127,33 @@ TEST(MimeSummary, SampleMessages) {
   if (n == 0) GTEST_SKIP() << "no sample messages on this machine";
 }
 
+// RFC 5256 2.1, step by step.
+TEST(BaseSubject, Rfc5256Rules) {
+  bool reply = false;
+  EXPECT_EQ(base_subject("hello", &reply), "HELLO");
+  EXPECT_FALSE(reply);
+  EXPECT_EQ(base_subject("Re: hello", &reply), "HELLO");
+  EXPECT_TRUE(reply);
+  EXPECT_EQ(base_subject("  RE:  re : Fwd:FW: hello \t world  "), "HELLO WORLD");  // (1)(3)(5)
+  EXPECT_EQ(base_subject("hello (fwd) (FWD)", &reply), "HELLO");                  // (2)
+  EXPECT_TRUE(reply);
+  EXPECT_EQ(base_subject("[list] Re: hello"), "HELLO");       // *subj-blob subj-refwd
+  EXPECT_EQ(base_subject("Re [list]: hello"), "HELLO");       // a blob inside subj-refwd
+  EXPECT_EQ(base_subject("[list] [other] Re: hello"), "HELLO");
+  EXPECT_EQ(base_subject("[list] hello", &reply), "HELLO");   // (4)
+  EXPECT_FALSE(reply);
+  EXPECT_EQ(base_subject("[list]"), "[LIST]");                // (4) leaves nothing: kept
+  EXPECT_EQ(base_subject("[list]   "), "[LIST]");
+  EXPECT_EQ(base_subject("[Fwd: Re: hello]", &reply), "HELLO");  // (6), then again from (2)
+  EXPECT_TRUE(reply);
+  EXPECT_EQ(base_subject("[fwd: [list] hello (fwd)]"), "HELLO");
+  EXPECT_EQ(base_subject("Ref: hello"), "REF: HELLO");        // not "re" + ":"
+  EXPECT_EQ(base_subject("Fwdx: hello"), "FWDX: HELLO");
+  EXPECT_EQ(base_subject("[a[b] hello"), "[A[B] HELLO");      // '[' is no BLOBCHAR
+  EXPECT_EQ(base_subject("Re:"), "");
+  EXPECT_EQ(base_subject(""), "");
+  EXPECT_EQ(base_subject("caf\xc3\xa9"), "CAF\xc3\xa9");  // only ASCII is case-mapped
+}
+
 }  // namespace
 }  // namespace mail::mime

@@ -1,0 +1,224 @@
+// SORT and UID SORT (RFC 5256) with ESORT's RETURN options (RFC 5267) and
+// SORT=DISPLAY's keys (RFC 5957). Keys come from the stored summaries, so no
+// message content is read.
+#include <algorithm>
+#include <cctype>
+
+#include "imap/session.h"
+#include "imap/util.h"
+#include "mime/summary.h"
+
+namespace mail::imap {
+namespace {
+
+enum class SortKey { arrival, cc, date, from, size, subject, to, displayfrom, displayto };
+struct Criterion {
+  SortKey key = SortKey::arrival;
+  bool reverse = false;
+};
+
+bool parse_sort_key(const std::string& name, SortKey* key) {
+  static const std::pair<const char*, SortKey> keys[] = {
+      {"ARRIVAL", SortKey::arrival}, {"CC", SortKey::cc},           {"DATE", SortKey::date},
+      {"FROM", SortKey::from},       {"SIZE", SortKey::size},       {"SUBJECT", SortKey::subject},
+      {"TO", SortKey::to},           {"DISPLAYFROM", SortKey::displayfrom}, {"DISPLAYTO", SortKey::displayto}};
+  for (const auto& k : keys)
+    if (name == k.first) {
+      *key = k.second;
+      return true;
+    }
+  return false;
+}
+
+// i;ascii-casemap (RFC 4790): a-z compare as A-Z, other octets as they are.
+int casemap_compare(std::string_view a, std::string_view b) {
+  size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    int x = std::toupper(static_cast<unsigned char>(a[i]));
+    int y = std::toupper(static_cast<unsigned char>(b[i]));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+}
+
+// What one message sorts by; only the requested keys are filled.
+struct Row {
+  size_t index = 0;
+  int64_t arrival = 0, date = 0;
+  uint64_t size = 0;
+  std::string from, to, cc, subject, displayfrom, displayto;
+};
+
+int compare(const Row& a, const Row& b, SortKey key) {
+  auto num = [](auto x, auto y) { return x < y ? -1 : (x > y ? 1 : 0); };
+  switch (key) {
+    case SortKey::arrival: return num(a.arrival, b.arrival);
+    case SortKey::date: return num(a.date, b.date);
+    case SortKey::size: return num(a.size, b.size);
+    case SortKey::from: return casemap_compare(a.from, b.from);
+    case SortKey::to: return casemap_compare(a.to, b.to);
+    case SortKey::cc: return casemap_compare(a.cc, b.cc);
+    case SortKey::subject: return casemap_compare(a.subject, b.subject);
+    case SortKey::displayfrom: return casemap_compare(a.displayfrom, b.displayfrom);
+    case SortKey::displayto: return casemap_compare(a.displayto, b.displayto);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void Session::cmd_sort(const std::string& tag, Parser& p, std::string& out, bool uid) {
+  auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
+  if (!p.space()) return bad("SORT needs sort criteria");
+  bool esort = false, r_min = false, r_max = false, r_all = false, r_count = false, r_save = false;
+  if (p.consume_ci("RETURN ")) {
+    esort = true;
+    if (!p.consume('(')) return bad("bad RETURN options");
+    while (!p.consume(')')) {
+      auto a = p.atom();
+      if (!a) return bad("bad RETURN options");
+      std::string u = upper(*a);
+      if (u == "MIN") r_min = true;
+      else if (u == "MAX") r_max = true;
+      else if (u == "ALL") r_all = true;
+      else if (u == "COUNT") r_count = true;
+      else if (u == "SAVE") r_save = true;
+      else return bad("unknown RETURN option " + *a);
+      if (p.peek() != ')' && !p.space()) return bad("bad RETURN options");
+    }
+    if (!r_min && !r_max && !r_count && !r_save) r_all = true;
+    if (!p.space()) return bad("SORT needs sort criteria");
+  }
+  std::vector<Criterion> crit;
+  if (!p.consume('(')) return bad("SORT needs a parenthesised list of sort criteria");
+  while (true) {
+    auto a = p.atom();
+    if (!a) return bad("bad sort criterion");
+    Criterion c;
+    std::string u = upper(*a);
+    if (u == "REVERSE") {
+      c.reverse = true;
+      if (!p.space() || !(a = p.atom())) return bad("REVERSE needs a sort key");
+      u = upper(*a);
+    }
+    if (!parse_sort_key(u, &c.key)) return bad("unknown sort key " + *a);
+    crit.push_back(c);
+    if (p.consume(')')) break;
+    if (!p.space()) return bad("bad sort criteria");
+  }
+  if (!p.space()) return bad("SORT needs a charset");
+  auto cs = p.astring();
+  if (!cs) return bad("SORT needs a charset");
+  if (!known_charset(*cs)) {
+    out += tag + " NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n";
+    return;
+  }
+  if (!p.space()) return bad("SORT needs search keys");
+  auto found = search_keys(p);
+  if (!found) return bad(p.error());
+  if (found->uses_modseq) enable_condstore(out);
+
+  bool need_summary = std::any_of(crit.begin(), crit.end(), [](const Criterion& c) {
+    return c.key != SortKey::arrival && c.key != SortKey::size;
+  });
+  std::vector<Row> rows(found->hits.size());
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const auto& m = sel_->msgs[found->hits[k]];
+    rows[k].index = found->hits[k];
+    rows[k].arrival = m.internal_date;
+    rows[k].size = m.size;
+  }
+  if (need_summary) {
+    size_t k = 0;
+    for_each_summary(found->hits, [&](size_t, mime::Summary& s) {
+      Row& r = rows[k++];
+      // RFC 5256 2.2: the Date header in UTC, else the internal date.
+      r.date = s.date ? s.date : r.arrival;
+      // Address keys from the summary's header copy when it has one: older
+      // summaries stored keys that skipped a group's name.
+      bool from_header = !s.header.empty();
+      auto address = [&](std::string_view field, std::string* display) {
+        auto v = mime::header_values(s.header, field);
+        return mime::sort_address(v.empty() ? std::string_view() : std::string_view(v[0]), display);
+      };
+      for (const auto& c : crit) {
+        switch (c.key) {
+          case SortKey::from: r.from = from_header ? address("From", nullptr) : std::move(s.sort_from); break;
+          case SortKey::to: r.to = from_header ? address("To", nullptr) : std::move(s.sort_to); break;
+          case SortKey::cc: r.cc = from_header ? address("Cc", nullptr) : std::move(s.sort_cc); break;
+          // From the decoded subject, not the stored base: older summaries
+          // kept a base computed by an earlier, looser rule.
+          case SortKey::subject: r.subject = mime::base_subject(s.subject); break;
+          case SortKey::displayfrom:
+            if (from_header) address("From", &r.displayfrom);
+            else r.displayfrom = std::move(s.display_from);
+            break;
+          case SortKey::displayto:
+            if (from_header) address("To", &r.displayto);
+            else r.displayto = std::move(s.display_to);
+            break;
+          default: break;
+        }
+      }
+    });
+  }
+  // Equal keys keep mailbox order (RFC 5256: sequence number breaks ties).
+  std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    for (const auto& c : crit) {
+      int r = compare(a, b, c.key);
+      if (r) return c.reverse ? r > 0 : r < 0;
+    }
+    return false;
+  });
+
+  std::vector<uint32_t> nums;
+  nums.reserve(rows.size());
+  store::ModSeq max_modseq = 0;
+  for (const auto& r : rows) {
+    const auto& m = sel_->msgs[r.index];
+    nums.push_back(uid ? m.uid : static_cast<uint32_t>(r.index + 1));
+    max_modseq = std::max(max_modseq, m.modseq);
+  }
+  auto modseq_of = [&](size_t k) { return sel_->msgs[rows[k].index].modseq; };
+  if (r_save) {
+    sel_->saved.clear();
+    if (!rows.empty()) {
+      if (r_min) sel_->saved.push_back(sel_->msgs[rows.front().index].uid);
+      if (r_max) sel_->saved.push_back(sel_->msgs[rows.back().index].uid);
+      if (!r_min && !r_max)
+        for (const auto& r : rows) sel_->saved.push_back(sel_->msgs[r.index].uid);
+    }
+    std::sort(sel_->saved.begin(), sel_->saved.end());
+    sel_->saved.erase(std::unique(sel_->saved.begin(), sel_->saved.end()), sel_->saved.end());
+  }
+  if (esort) {
+    // RFC 5267 3.2: MIN and MAX are the first and last in sort order.
+    std::string line = "* ESEARCH (TAG ";
+    mime::append_imap_string(line, tag);
+    line += ")";
+    if (uid) line += " UID";
+    if (!nums.empty()) {
+      if (r_min) line += " MIN " + std::to_string(nums.front());
+      if (r_max) line += " MAX " + std::to_string(nums.back());
+      if (r_all) line += " ALL " + ordered_set_string(nums);
+    }
+    if (r_count) line += " COUNT " + std::to_string(nums.size());
+    if (found->uses_modseq && !nums.empty()) {
+      store::ModSeq returned = max_modseq;
+      if (!r_all && !r_count && (r_min || r_max))
+        returned = std::max(r_min ? modseq_of(0) : 0, r_max ? modseq_of(rows.size() - 1) : 0);
+      line += " MODSEQ " + std::to_string(returned);
+    }
+    // SAVE alone answers nothing (RFC 5182 2.1).
+    if (r_min || r_max || r_all || r_count) out += line + "\r\n";
+  } else {
+    out += "* SORT";
+    for (auto n : nums) out += " " + std::to_string(n);
+    if (found->uses_modseq && !nums.empty()) out += " (MODSEQ " + std::to_string(max_modseq) + ")";
+    out += "\r\n";
+  }
+  sync(out, uid);
+  out += tag + " OK SORT completed\r\n";
+}
+
+}  // namespace mail::imap
