@@ -90,6 +90,9 @@ struct QueueConfig {
   std::string smarthost_password_file;
   bool smarthost_require_tls = true;
   bool smarthost_tls_verify = true;   // check the smarthost's certificate and name
+  bool mta_sts = true;                // apply destination domains' MTA-STS policies (RFC 8461)
+  uint32_t mta_sts_port = 443;        // HTTPS port of policy hosts (tests use another)
+  std::string tls_ca_file;            // CAs trusted besides the system's for verified TLS
 
   bool operator==(const QueueConfig&) const = default;
 };  // QueueConfig

@@ -14,8 +14,9 @@ bool is_ip(const std::string& s) {
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
-// The addresses of `name`, IPv6 first as RFC 6724 prefers; temporary errors pass up.
-Result<std::vector<std::string>> addresses(auth::Resolver& resolver, const std::string& name) {
+}  // namespace
+
+Result<std::vector<std::string>> host_addresses(auth::Resolver& resolver, const std::string& name) {
   if (is_ip(name)) return std::vector<std::string>{name};
   std::vector<std::string> out;
   auto v6 = resolver.lookup(name, auth::DnsType::aaaa);
@@ -26,8 +27,6 @@ Result<std::vector<std::string>> addresses(auth::Resolver& resolver, const std::
   if (v4) out.insert(out.end(), v4->begin(), v4->end());
   return out;
 }
-
-}  // namespace
 
 bool uses_smarthost(const QueueConfig& config, std::string_view domain) {
   if (config.smarthost.empty()) return false;
@@ -54,7 +53,7 @@ Result<Route> find_route(auth::Resolver& resolver, const QueueConfig& config, st
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
     route.port = static_cast<uint16_t>(std::stoul(hp.substr(colon + 1)));
     route.smarthost = true;
-    auto addrs = addresses(resolver, host);
+    auto addrs = host_addresses(resolver, host);
     if (!addrs) return error(Code::temporary, "smarthost " + host + ": " + addrs.status().message());
     if (addrs->empty()) return error(Code::temporary, "smarthost " + host + " has no address");
     route.hosts.push_back({host, std::move(*addrs)});
@@ -88,7 +87,7 @@ Result<Route> find_route(auth::Resolver& resolver, const QueueConfig& config, st
   bool temporary = false;
   for (const auto& p : prefs) {
     if (p.host.empty()) continue;
-    auto addrs = addresses(resolver, p.host);
+    auto addrs = host_addresses(resolver, p.host);
     if (!addrs) {
       temporary = true;
       continue;

@@ -23,6 +23,10 @@ struct Route {
   bool smarthost = false;
 };
 
+// The addresses of `name` (or `name` itself when it is an IP address), IPv6
+// first as RFC 6724 prefers; Code::temporary passes up, no records is empty.
+Result<std::vector<std::string>> host_addresses(auth::Resolver& resolver, const std::string& name);
+
 // Whether `domain` goes to queue.smarthost.
 bool uses_smarthost(const QueueConfig& config, std::string_view domain);
 

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "base/date.h"
 #include "base/log.h"
 #include "base/xtext.h"
 #include "queue/dsn.h"
@@ -65,7 +66,16 @@ Result<std::unique_ptr<Runner>> Runner::create(store::Store& store, auth::Resolv
   std::unique_ptr<Runner> r(new Runner(store, resolver, std::move(setup)));
   MAIL_ASSIGN_OR_RETURN(r->schedule_, parse_retry_schedule(r->setup_.config.retry_schedule));
   MAIL_ASSIGN_OR_RETURN(r->tls_, service::TlsContext::create_client(false));
-  MAIL_ASSIGN_OR_RETURN(r->smarthost_tls_, service::TlsContext::create_client(r->setup_.config.smarthost_tls_verify));
+  const QueueConfig& cfg = r->setup_.config;
+  MAIL_ASSIGN_OR_RETURN(r->verify_tls_, verifying_client_context(cfg.tls_ca_file));
+  if (cfg.smarthost_tls_verify) {
+    r->smarthost_tls_ = r->verify_tls_;
+  } else {
+    MAIL_ASSIGN_OR_RETURN(r->smarthost_tls_, service::TlsContext::create_client(false));
+  }
+  if (cfg.mta_sts)
+    r->sts_ = std::make_unique<StsPolicies>(store, resolver, r->verify_tls_, static_cast<uint16_t>(cfg.mta_sts_port),
+                                            static_cast<int>(cfg.connect_timeout_s * 1000));
   if (r->setup_.config.helo_name.empty()) r->setup_.config.helo_name = r->setup_.hostname;
   return r;
 }
@@ -94,6 +104,18 @@ bool Runner::local_domain(const std::string& domain) {
   if (!list) return false;
   return std::any_of(list->domains.begin(), list->domains.end(),
                      [&](const store::DomainInfo& d) { return d.name == domain; });
+}
+
+void Runner::record_tls(const std::string& domain, bool ok, const std::string& why) {
+  if (!ok) log::warn("queue: TLS policy failure for {}: {}", domain, why);
+  store::DataKey key{0, "tls-rpt", domain + "/" + utc_time(std::time(nullptr), "%Y-%m-%d")};
+  std::lock_guard lock(rpt_mu_);
+  TlsRptCounts counts;
+  if (auto v = store_.data_get(key); v && v->found) (void)decode(v->value, counts);
+  ++(ok ? counts.success : counts.failure);
+  if (!ok) counts.last_failure = why;
+  auto st = store_.data_put(store::DataPutReq{key, encode(counts)});
+  if (!st) log::warn("queue: cannot record TLS results of {}: {}", domain, st.status().to_string());
 }
 
 void Runner::deliver_local(const QueueEntry& e, std::string_view content, const std::vector<size_t>& rcpts,
@@ -158,19 +180,56 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
     opts.tls = tls_;
     opts.require_tls = e.require_tls;
   }
+  // MTA-STS: enforce keeps only the policy's MX hosts and requires TLS with a
+  // certificate valid for the MX name; testing tries that first, records the
+  // failure and delivers anyway.
+  std::optional<StsPolicy> sts;
+  if (!route->smarthost && sts_) sts = sts_->get(domain, std::time(nullptr));
+  const bool enforce = sts && sts->sts_mode() == StsMode::enforce;
+  const bool testing = sts && sts->sts_mode() == StsMode::testing;
+  if (enforce) {
+    std::erase_if(route->hosts, [&](const Host& h) {
+      if (sts->allows(h.name)) return false;
+      record_tls(domain, false, "MX " + h.name + " is not in the MTA-STS policy");
+      return true;
+    });
+    if (route->hosts.empty())
+      return all(Outcome::deferred, "4.7.5", "451 4.7.5 no MX host of " + domain + " matches its MTA-STS policy", "");
+    opts.tls = verify_tls_;
+    opts.require_tls = true;
+  }
   std::string last_error = "no host could be reached";
   for (const Host& host : route->hosts) {
+    const bool check = testing && sts->allows(host.name);
+    if (testing && !check) record_tls(domain, false, "MX " + host.name + " is not in the MTA-STS policy (testing)");
     for (const std::string& ip : host.addresses) {
       opts.tls_name = host.name;
-      SmtpClient client;
-      Status st = client.open(ip, route->port, opts);
+      auto client = std::make_unique<SmtpClient>();
+      Status st;
+      if (check) {
+        ClientOptions strict = opts;
+        strict.tls = verify_tls_;
+        strict.require_tls = true;
+        st = client->open(ip, route->port, strict);
+        if (st) {
+          record_tls(domain, true, "");
+        } else if (st.code() != Code::unavailable) {
+          record_tls(domain, false, host.name + "[" + ip + "]: " + st.message() + " (testing)");
+          client = std::make_unique<SmtpClient>();
+          st = client->open(ip, route->port, opts);
+        }
+      } else {
+        st = client->open(ip, route->port, opts);
+        if (enforce && st.code() != Code::unavailable)
+          record_tls(domain, bool(st), st ? "" : host.name + "[" + ip + "]: " + st.message());
+      }
       if (!st) {
         if (st.code() == Code::unavailable) return all(Outcome::interrupted, "", "", "");
-        last_error = host.name + "[" + ip + "]: " + st.message();
+        last_error = (enforce ? "MTA-STS: " : "") + host.name + "[" + ip + "]: " + st.message();
         log::info("queue: {} {}", e.id, last_error);
         continue;
       }
-      const Extensions& ext = client.extensions();
+      const Extensions& ext = client->extensions();
       const std::string where = host.name + "[" + ip + "]";
       std::string refuse;
       if (env.binary && !(ext.chunking && ext.binarymime))
@@ -182,10 +241,10 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
       else if (ext.size && content.size() > ext.size)
         refuse = "552 5.3.4 message too big for " + where;
       if (!refuse.empty()) {
-        client.quit();
+        client->quit();
         return all(Outcome::failed, refuse.substr(4, 5), refuse, host.name);
       }
-      auto tr = client.send(env, content);
+      auto tr = client->send(env, content);
       if (!tr) {
         if (tr.code() == Code::unavailable) return all(Outcome::interrupted, "", "", "");
         return all(Outcome::deferred, "4.4.2", "451 4.4.2 " + where + ": " + tr.status().message(), host.name);
@@ -200,7 +259,7 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
         o.remote = host.name;
         o.relayed = rr.ok() && !ext.dsn;
       }
-      client.quit();
+      client->quit();
       return;
     }
   }

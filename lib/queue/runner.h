@@ -13,6 +13,7 @@
 
 #include "auth/resolver.h"
 #include "config/config.h"
+#include "queue/mta_sts.h"
 #include "service/tls.h"
 #include "store/store.h"
 
@@ -53,6 +54,8 @@ class Runner {
   void deliver_local(const store::QueueEntry& entry, std::string_view content, const std::vector<size_t>& rcpts,
                      std::vector<Outcome>& out);
   bool local_domain(const std::string& domain);
+  // Counts a policy domain's TLS session as a success or failure (RFC 8460 data).
+  void record_tls(const std::string& domain, bool ok, const std::string& why);
   void acquire(const std::string& domain);
   void release(const std::string& domain);
 
@@ -62,6 +65,9 @@ class Runner {
   std::vector<uint32_t> schedule_;
   std::shared_ptr<service::TlsContext> tls_;            // opportunistic, unverified
   std::shared_ptr<service::TlsContext> smarthost_tls_;  // verified unless configured not to
+  std::shared_ptr<service::TlsContext> verify_tls_;     // MTA-STS: system CAs and queue.tls_ca_file
+  std::unique_ptr<StsPolicies> sts_;                    // null when queue.mta_sts is off
+  std::mutex rpt_mu_;                                   // serialises the TLS-RPT counters' updates
 
   std::mutex mu_;
   std::condition_variable cv_;

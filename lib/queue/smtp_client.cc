@@ -36,7 +36,8 @@ bool enhanced_code(std::string_view t) {
   return dots == 2 && t.back() != '.';
 }
 
-// A non-blocking connect bounded by timeout_ms; the fd stays non-blocking (Stream polls).
+}  // namespace
+
 Result<int> connect_to(const std::string& ip, uint16_t port, int timeout_ms) {
   sockaddr_storage ss{};
   socklen_t len;
@@ -75,8 +76,6 @@ Result<int> connect_to(const std::string& ip, uint16_t port, int timeout_ms) {
   }
   return fd;
 }
-
-}  // namespace
 
 std::string SmtpReply::str() const { return std::to_string(code) + " " + text; }
 

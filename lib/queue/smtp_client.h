@@ -91,6 +91,10 @@ Result<std::optional<SmtpReply>> take_reply(std::string& in);
 // The extensions an EHLO reply announces.
 Extensions parse_ehlo(const SmtpReply& reply);
 
+// A non-blocking TCP connect bounded by timeout_ms; the fd stays non-blocking
+// (Stream polls). Code::temporary when the host cannot be reached.
+Result<int> connect_to(const std::string& ip, uint16_t port, int timeout_ms);
+
 // Dot-stuffed DATA content ending with CRLF.CRLF.
 std::string dot_stuff(std::string_view content);
 
