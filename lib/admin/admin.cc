@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "base/address.h"
@@ -471,6 +472,32 @@ Result<Output> queue_list(Store& s, const Args& args) {
   return out;
 }
 
+// Queue figures for monitoring: counts by state, pending recipients, bytes, oldest entry.
+Result<Output> queue_stats(Store& s, const Args&) {
+  MAIL_ASSIGN_OR_RETURN(auto resp, s.queue_list(store::QueueListReq{}));
+  const int64_t now = std::time(nullptr);
+  std::map<std::string_view, uint64_t> by_state{{"queued", 0}, {"deferred", 0}, {"held", 0}, {"bouncing", 0}};
+  uint64_t recipients = 0, bytes = 0;
+  int64_t oldest = 0;
+  for (const auto& e : resp.entries) {
+    ++by_state[queue_state_name(e.state)];
+    bytes += e.size;
+    oldest = std::max<int64_t>(oldest, now - e.created);
+    for (const auto& r : e.recipients)
+      recipients += r.state == store::RecipientState::pending || r.state == store::RecipientState::deferred;
+  }
+  Output out{{"messages", "queued", "deferred", "held", "bouncing", "recipients", "size", "oldest"}, {}, {}};
+  out.rows.push_back({std::to_string(resp.entries.size()), std::to_string(by_state["queued"]),
+                      std::to_string(by_state["deferred"]), std::to_string(by_state["held"]),
+                      std::to_string(by_state["bouncing"]), std::to_string(recipients), format_size(bytes, false),
+                      resp.entries.empty() ? "-" : age_text(oldest)});
+  out.json = dump(json{{"messages", resp.entries.size()}, {"queued", by_state["queued"]},
+                       {"deferred", by_state["deferred"]}, {"held", by_state["held"]},
+                       {"bouncing", by_state["bouncing"]}, {"recipients", recipients}, {"bytes", bytes},
+                       {"oldest_age_s", oldest}});
+  return out;
+}
+
 Result<Output> queue_show(Store& s, const Args& args) {
   MAIL_ASSIGN_OR_RETURN(auto e, existing_entry(s, args.get("ID")));
   Output out;
@@ -628,6 +655,8 @@ const std::vector<Operation> kOperations = {
      queue_list, false},
     {{"queue", "show"}, "Show one queued message and each recipient's state",
      {positional("ID", "queue id", ArgKind::text)}, queue_show, false},
+    {{"queue", "stats"}, "Queue figures: messages by state, pending recipients, size, oldest age", {},
+     queue_stats, false},
     {{"queue", "flush"}, "Make every queued message (except held ones) due now", {}, queue_flush, true},
     {{"queue", "retry"}, "Make these messages due now (held ones are released)",
      {{"ID", "queue ids", ArgKind::text, true, true, true}}, queue_retry, true},

@@ -394,6 +394,23 @@ def test_mailctl_queue_hold_release_delete_bounce_flush(qstack):
     assert json.loads(qstack.mailctl("--format", "json", "queue", "flush").stdout) == {"flushed": []}
 
 
+def test_mailctl_queue_stats(qstack):
+    empty = json.loads(qstack.mailctl("--format", "json", "queue", "stats").stdout)
+    assert empty == {"messages": 0, "queued": 0, "deferred": 0, "held": 0, "bouncing": 0, "recipients": 0,
+                     "bytes": 0, "oldest_age_s": 0}
+    qstack.sendmail("-f", JOE, "a@one.example", "b@two.example")
+    time.sleep(1.1)  # the first one is older
+    qstack.sendmail("-f", JOE, "c@one.example")
+    first = min(e["id"] for e in qstack.queue())
+    qstack.mailctl("queue", "hold", first)
+    st = json.loads(qstack.mailctl("--format", "json", "queue", "stats").stdout)
+    assert st["messages"] == 2 and st["held"] == 1 and st["queued"] == 1 and st["deferred"] == 0
+    assert st["recipients"] == 3 and st["bytes"] > 100 and st["oldest_age_s"] >= 1
+    table = qstack.mailctl("queue", "stats").stdout.decode().splitlines()
+    assert table[0].split() == ["MESSAGES", "QUEUED", "DEFERRED", "HELD", "BOUNCING", "RECIPIENTS", "SIZE", "OLDEST"]
+    assert table[1].split()[:6] == ["2", "1", "0", "1", "0", "3"]
+
+
 def test_sendmail_as_cron_calls_it(qstack):
     sink = qstack.sink("remote.example", "127.0.0.2")
     # cron: sendmail -FCronDaemon -i -B8BITMIME -oem ... here with -t and -oi
