@@ -93,6 +93,7 @@ struct QueueConfig {
   bool mta_sts = true;                // apply destination domains' MTA-STS policies (RFC 8461)
   uint32_t mta_sts_port = 443;        // HTTPS port of policy hosts (tests use another)
   std::string tls_ca_file;            // CAs trusted besides the system's for verified TLS
+  uint32_t session_idle_s = 5;        // an SMTP session kept this long for the next message; 0: never
 
   bool operator==(const QueueConfig&) const = default;
 };  // QueueConfig

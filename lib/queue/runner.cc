@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <ctime>
 #include <deque>
@@ -85,6 +86,57 @@ int64_t Runner::retry_delay(uint32_t attempts) const {
   static thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.9, 1.1);  // spreads retries after an outage
   return std::max<int64_t>(1, static_cast<int64_t>(schedule_[i] * jitter(rng)));
+}
+
+namespace {
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::unique_ptr<SmtpClient> Runner::take_session(const std::string& key) {
+  for (;;) {
+    std::unique_ptr<SmtpClient> client;
+    {
+      std::lock_guard lock(idle_mu_);
+      for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+        if (it->key != key) continue;
+        client = std::move(it->client);
+        idle_.erase(std::next(it).base());
+        break;
+      }
+    }
+    if (!client) return nullptr;
+    if (client->reset()) return client;  // else the peer closed it meanwhile: try another
+  }
+}
+
+void Runner::keep_session(const std::string& key, std::unique_ptr<SmtpClient> client) {
+  if (setup_.config.session_idle_s == 0) return client->quit();
+  std::unique_ptr<SmtpClient> oldest;
+  {
+    std::lock_guard lock(idle_mu_);
+    idle_.push_back({key, std::move(client), steady_ms()});
+    if (idle_.size() > 2 * setup_.config.max_connections) {  // a slot for each of the busiest destinations
+      oldest = std::move(idle_.front().client);
+      idle_.pop_front();
+    }
+  }
+  if (oldest) oldest->quit();
+}
+
+void Runner::close_sessions(bool all) {
+  std::vector<std::unique_ptr<SmtpClient>> done;
+  {
+    std::lock_guard lock(idle_mu_);
+    const int64_t limit = steady_ms() - static_cast<int64_t>(setup_.config.session_idle_s) * 1000;
+    while (!idle_.empty() && (all || idle_.front().since <= limit)) {
+      done.push_back(std::move(idle_.front().client));
+      idle_.pop_front();
+    }
+  }
+  for (auto& c : done) c->quit();  // outside the lock: QUIT waits for a reply
 }
 
 void Runner::acquire(const std::string& domain) {
@@ -204,9 +256,17 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
     if (testing && !check) record_tls(domain, false, "MX " + host.name + " is not in the MTA-STS policy (testing)");
     for (const std::string& ip : host.addresses) {
       opts.tls_name = host.name;
-      auto client = std::make_unique<SmtpClient>();
+      // A kept session to this host with the same settings saves a connection
+      // and the TLS handshake (testing mode always checks anew).
+      const std::string key = ip + " " + std::to_string(route->port) + " " + host.name + " " +
+                              (opts.tls == verify_tls_ ? "verify " : "any ") + (opts.require_tls ? "tls " : "- ") +
+                              opts.auth_user;
+      std::unique_ptr<SmtpClient> client = check ? nullptr : take_session(key);
       Status st;
-      if (check) {
+      if (client) {
+        // reused
+      } else if (check) {
+        client = std::make_unique<SmtpClient>();
         ClientOptions strict = opts;
         strict.tls = verify_tls_;
         strict.require_tls = true;
@@ -219,6 +279,7 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
           st = client->open(ip, route->port, opts);
         }
       } else {
+        client = std::make_unique<SmtpClient>();
         st = client->open(ip, route->port, opts);
         if (enforce && st.code() != Code::unavailable)
           record_tls(domain, bool(st), st ? "" : host.name + "[" + ip + "]: " + st.message());
@@ -259,7 +320,8 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
         o.remote = host.name;
         o.relayed = rr.ok() && !ext.dsn;
       }
-      client->quit();
+      if (check) client->quit();
+      else keep_session(key, std::move(client));
       return;
     }
   }
@@ -403,6 +465,7 @@ size_t Runner::run_once() {
     return 0;
   }
   for (auto& e : due->entries) attempt(std::move(e));
+  close_sessions(true);
   return due->entries.size();
 }
 
@@ -447,6 +510,7 @@ void Runner::run() {
       }
       cv.notify_all();
     }
+    close_sessions(false);
     pause_ms(setup_.config.poll_interval_ms);
   }
   {
@@ -456,6 +520,7 @@ void Runner::run() {
   }
   cv.notify_all();
   for (auto& t : workers) t.join();
+  close_sessions(true);
 }
 
 }  // namespace mail::queue

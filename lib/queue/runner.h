@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include "auth/resolver.h"
 #include "config/config.h"
 #include "queue/mta_sts.h"
+#include "queue/smtp_client.h"
 #include "service/tls.h"
 #include "store/store.h"
 
@@ -56,6 +58,11 @@ class Runner {
   bool local_domain(const std::string& domain);
   // Counts a policy domain's TLS session as a success or failure (RFC 8460 data).
   void record_tls(const std::string& domain, bool ok, const std::string& why);
+  // Sessions kept open after a transaction, by host, port and TLS/AUTH
+  // settings, for the next message to the same host (RSET between).
+  std::unique_ptr<SmtpClient> take_session(const std::string& key);
+  void keep_session(const std::string& key, std::unique_ptr<SmtpClient> client);
+  void close_sessions(bool all);  // those idle longer than queue.session_idle_s, or all
   void acquire(const std::string& domain);
   void release(const std::string& domain);
 
@@ -67,6 +74,13 @@ class Runner {
   std::shared_ptr<service::TlsContext> smarthost_tls_;  // verified unless configured not to
   std::shared_ptr<service::TlsContext> verify_tls_;     // MTA-STS: system CAs and queue.tls_ca_file
   std::unique_ptr<StsPolicies> sts_;                    // null when queue.mta_sts is off
+  struct Idle {
+    std::string key;
+    std::unique_ptr<SmtpClient> client;
+    int64_t since;  // steady clock, ms
+  };
+  std::mutex idle_mu_;
+  std::deque<Idle> idle_;  // oldest first
   std::mutex rpt_mu_;                                   // serialises the TLS-RPT counters' updates
 
   std::mutex mu_;

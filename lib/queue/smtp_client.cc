@@ -302,6 +302,13 @@ Result<TransactionResult> SmtpClient::send(const Envelope& env, std::string_view
   return res;
 }
 
+Status SmtpClient::reset() {
+  if (!stream_) return error(Code::temporary, "not connected");
+  MAIL_ASSIGN_OR_RETURN(SmtpReply r, ask("RSET"));
+  if (!r.ok()) return error(Code::temporary, "RSET refused: " + r.str());
+  return Status::ok();
+}
+
 void SmtpClient::quit() {
   if (!stream_) return;
   (void)command("QUIT");

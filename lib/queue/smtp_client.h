@@ -69,6 +69,9 @@ class SmtpClient {
 
   // One transaction; on a network error the Status says so and results are partial.
   Result<TransactionResult> send(const Envelope& envelope, std::string_view content);
+  // RSET before another transaction on a kept session; not OK when the
+  // session is no longer usable.
+  Status reset();
   void quit();
 
  private:

@@ -80,6 +80,8 @@ class Sink:
     def __init__(self, host, port, auth=None, tls=None):
         self.messages = []
         self.seen = {}
+        self.sessions = []  # the session of each accepted message
+        self.resets = 0
         self.host = host
         sink = self
 
@@ -95,7 +97,12 @@ class Sink:
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
 
+            async def handle_RSET(self, server, session, envelope):
+                sink.resets += 1
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
+                sink.sessions.append(session)
                 sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
                                       getattr(session, "authenticated", False), session.ssl is not None))
                 return "250 2.0.0 accepted"
@@ -409,6 +416,28 @@ def test_mailctl_queue_stats(qstack):
     table = qstack.mailctl("queue", "stats").stdout.decode().splitlines()
     assert table[0].split() == ["MESSAGES", "QUEUED", "DEFERRED", "HELD", "BOUNCING", "RECIPIENTS", "SIZE", "OLDEST"]
     assert table[1].split()[:6] == ["2", "1", "0", "1", "0", "3"]
+
+
+def test_several_messages_share_one_session(qstack):
+    sink = qstack.sink("remote.example", "127.0.0.13")
+    for i in range(6):
+        assert qstack.sendmail("-f", JOE, f"far{i}@remote.example").returncode == 0
+    qstack.extra_config = "max_per_destination = 1\n"
+    qstack.start_queued()
+    wait_empty(qstack)
+    assert len(sink.messages) == 6
+    assert len({id(s) for s in sink.sessions}) == 1  # one connection, RSET between
+    assert sink.resets >= 5
+
+
+def test_no_session_reuse_when_disabled(qstack):
+    sink = qstack.sink("remote.example", "127.0.0.14")
+    for i in range(3):
+        assert qstack.sendmail("-f", JOE, f"far{i}@remote.example").returncode == 0
+    qstack.extra_config = "max_per_destination = 1\nsession_idle_s = 0\n"
+    qstack.start_queued()
+    wait_empty(qstack)
+    assert len({id(s) for s in sink.sessions}) == 3 and sink.resets == 0
 
 
 def test_sendmail_as_cron_calls_it(qstack):
