@@ -78,7 +78,8 @@ std::string Session::capabilities() const {
     c += " SASL-IR";
   }
   c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
-       " SPECIAL-USE ESEARCH SEARCHRES SORT ESORT SORT=DISPLAY CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
+       " SPECIAL-USE ESEARCH SEARCHRES SORT ESORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
+       " CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
        std::to_string(env_.config->max_literal);
   return c;
@@ -183,6 +184,7 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
   if (c == "EXPUNGE") return cmd_expunge(tag, p, out, uid);
   if (c == "SEARCH") return cmd_search(tag, p, out, uid);
   if (c == "SORT") return cmd_sort(tag, p, out, uid);
+  if (c == "THREAD") return cmd_thread(tag, p, out, uid);
   if (c == "FETCH") return cmd_fetch(tag, p, out, uid);
   if (c == "STORE") return cmd_store(tag, p, out, uid);
   if (c == "COPY" || c == "MOVE") return cmd_copy(tag, p, out, uid, c == "MOVE");

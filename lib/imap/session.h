@@ -149,6 +149,7 @@ class Session {
   void cmd_expunge(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_sort(const std::string& tag, Parser& p, std::string& out, bool uid);
+  void cmd_thread(const std::string& tag, Parser& p, std::string& out, bool uid);
   // SEARCH keys up to the end of the command (shared by SEARCH, SORT, THREAD):
   // the matching message indexes, ascending; nullopt with p.error() set on bad syntax.
   struct SearchHits {

@@ -35,11 +35,14 @@ class UnavailableStore : public Store {
 
 const char kMessage1[] =
     "From: Ann <ann@example.com>\r\nTo: joe@example.com\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n"
-    "Date: Mon, 7 Feb 1994 21:52:25 -0800\r\nMIME-Version: 1.0\r\n"
+    "Date: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <c@x>\r\nReferences: <b@x>\r\nMIME-Version: 1.0\r\n"
     "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
     "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b\r\n"
     "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
-const char kMessage2[] = "Subject: plain\r\n\r\nline one\r\nline two\r\n";
+// Message-ID/References/In-Reply-To that point at each other, for THREAD.
+const char kMessage2[] =
+    "Subject: Re: [list] plain (fwd)\r\nMessage-ID: <b@x>\r\nReferences: <a@x> (c) <b@x> <c@x>\r\n"
+    "In-Reply-To: <b@x>\r\nCc: group: a@x, b@x;\r\n\r\nline one\r\nline two\r\n";
 
 // One account, INBOX with two messages; writes succeed without changing anything.
 class FuzzStore : public UnavailableStore {

@@ -1,6 +1,10 @@
-"""SORT (RFC 5256, ESORT RFC 5267, SORT=DISPLAY RFC 5957) in mail-imapd,
-driven by Python's imaplib and a raw socket for the ESEARCH answers imaplib
-does not parse."""
+"""SORT (RFC 5256, ESORT RFC 5267, SORT=DISPLAY RFC 5957) and THREAD
+(ORDEREDSUBJECT, REFERENCES) in mail-imapd, driven by Python's imaplib and a
+raw socket for the ESEARCH answers imaplib does not parse."""
+import imaplib
+
+import pytest
+
 from test_imap import ok, datadir_for_daemons, stack  # noqa: F401 (fixtures)
 
 
@@ -112,3 +116,59 @@ def test_esort_and_errors(stack):
     assert lines[-1].startswith("y NO [BADCHARSET"), lines
     r.command("z", "LOGOUT")
     r.close()
+
+
+def refs(mid, references=None, in_reply_to=None):
+    extra = [f"Message-ID: {mid}"]
+    if references:
+        extra.append(f"References: {references}")
+    if in_reply_to:
+        extra.append(f"In-Reply-To: {in_reply_to}")
+    return extra
+
+
+def thread_msgs():
+    day = "Mon, {} Mar 2022 10:00:00 +0000"
+    spec = [  # (subject, headers)
+        ("party", refs("<a@x>")),
+        ("Re: party", refs("<b@x>", "<a@x>")),
+        # its parent <missing@x> is absent: the dummy goes, it becomes a's child
+        ("Re: party", refs("<c@x>", "<a@x> <missing@x>")),
+        # no References: In-Reply-To names the parent
+        ("Re: party", refs("<d@x>", None, "<b@x> (comment) <junk>")),
+        ("Re: other", refs("<e@x>")),
+        # a non-reply with the same base subject becomes the reply's parent
+        ("other", refs("<f@x>")),
+        # two replies to a message we do not have stay under one dummy
+        ("Re: lonely", refs("<g@x>", "<zz@x>")),
+        ("lonely", refs("<h@x>", "<zz@x>")),
+    ]
+    return [("01-Apr-2022 00:00:00 +0000",
+             message("a@x", "b@x", subj, day.format(i + 1), extra=hdrs)) for i, (subj, hdrs) in enumerate(spec)]
+
+
+def thread(m, alg, *search, uid=False):
+    if uid:
+        typ, data = m.uid("THREAD", alg, "UTF-8", *(search or ("ALL",)))
+    else:
+        typ, data = m.thread(alg, "UTF-8", *(search or ("ALL",)))
+    assert typ == "OK", data
+    return (data[0] or b"").decode()
+
+
+def test_thread_references_and_orderedsubject(stack):
+    m = stack.connect()
+    for cap in ("THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"):
+        assert cap in m.capabilities
+    fill(m, "threads", thread_msgs())
+    assert thread(m, "REFERENCES") == "(1 (2 4)(3))(6 5)((7)(8))"
+    assert thread(m, "ORDEREDSUBJECT") == "(1 (2)(3)(4))(5 6)(7 8)"
+    assert thread(m, "REFERENCES", uid=True) == "(2 (3 5)(4))(7 6)((8)(9))"
+    # Search keys narrow what is threaded: without 1, 2 and 3 are siblings under a dummy.
+    assert thread(m, "REFERENCES", "NOT", "1", "SUBJECT", "party") == "((2 4)(3))"
+    assert thread(m, "REFERENCES", "SUBJECT", "nothing") == ""
+    with pytest.raises(imaplib.IMAP4.error):
+        m.thread("BOGUS", "UTF-8", "ALL")
+    typ, data = m.thread("REFERENCES", "KOI8-R", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0], data
+    m.logout()
