@@ -286,6 +286,8 @@ const Field kFields[] = {
     MAIL_FIELD(spam, uribl, "Comma-separated URI block lists for link domains; empty: none (offline).", nullptr),
     MAIL_FIELD(spam, token_expiry_days, "Days after which a token not trained again is forgotten; 0: never.", nullptr),
     MAIL_FIELD(spam, learn_from_imap, "Train an account's filter when mail is moved into or out of Junk.", nullptr),
+    MAIL_FIELD(spam, bulk_min_users, "BULK_DIGEST fires when one body reaches this many local users; 0: off.", nullptr),
+    MAIL_FIELD(spam, bulk_window_hours, "Hours over which BULK_DIGEST counts the users a body reached.", nullptr),
 };
 
 #undef MAIL_FIELD

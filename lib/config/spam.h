@@ -16,6 +16,8 @@ struct SpamConfig {
   std::string uribl;                   // comma-separated URIBL zones for link domains; empty: none
   uint32_t token_expiry_days = 180;    // tokens not trained for this long are dropped; 0: never
   bool learn_from_imap = true;         // moving mail into or out of Junk trains the account
+  uint32_t bulk_min_users = 10;        // BULK_DIGEST: one body to this many local users; 0: off
+  uint32_t bulk_window_hours = 24;     // ... within this many hours
 
   bool operator==(const SpamConfig&) const = default;
 };

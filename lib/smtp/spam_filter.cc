@@ -67,7 +67,9 @@ FilterResult SpamFilter::run(const FilterContext& context, std::string_view mess
       for (auto a : r.accounts)
         if (std::find(accounts.begin(), accounts.end(), a) == accounts.end()) accounts.push_back(a);
   store::AccountId own = accounts.size() == 1 ? accounts.front() : 0;
-  auto verdict = classifier_->check(message, own, spam::Context{context.peer_ip, authserv_id_});
+  spam::Context sc{context.peer_ip, authserv_id_};
+  sc.local_recipients = accounts;
+  auto verdict = classifier_->check(message, own, sc);
   if (!verdict) {
     log::warn("spam: message not scored: {}", verdict.status().message());
     return result;

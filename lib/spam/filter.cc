@@ -1,15 +1,18 @@
 #include "spam/filter.h"
 
 #include <cmath>
+#include <ctime>
 #include <cstdio>
 
 #include "auth/resolver.h"
+#include "base/log.h"
 #include "config/config.h"
 
 namespace mail::spam {
 
 Classifier::Classifier(store::Store* store, RuleSet rules, Options options)
-    : tokens_(store ? std::make_unique<TokenStore>(*store) : nullptr),
+    : store_(store),
+      tokens_(store ? std::make_unique<TokenStore>(*store) : nullptr),
       rules_(std::move(rules)),
       options_(options) {}
 
@@ -26,7 +29,15 @@ Result<Verdict> Classifier::check(std::string_view raw, store::AccountId account
     }
     v.bayes = classify(*global, own.get(), a.tokens, clues);
   }
-  v.hits = rules_.evaluate(a, v.bayes, context);
+  Context ctx = context;
+  BulkDigest digest;
+  if (store_ && options_.bulk.min_users && !ctx.local_recipients.empty() && bulk_digest(a.text, digest)) {
+    auto users = bulk_record(*store_, digest, ctx.local_recipients, static_cast<int64_t>(std::time(nullptr)),
+                             options_.bulk);
+    if (users) ctx.bulk = *users >= options_.bulk.min_users;
+    else log::warn("spam: bulk digest not counted: {}", users.status().message());  // the rest still scores
+  }
+  v.hits = rules_.evaluate(a, v.bayes, ctx);
   for (const auto& h : v.hits) v.score += h.score;
   v.score = std::round(v.score * 1000) / 1000;  // sums of tenths print as written
   v.spam = v.score >= options_.required_score;
@@ -74,6 +85,8 @@ Result<Options> options_from_config(const Config& config) {
   MAIL_ASSIGN_OR_RETURN(o.required_score, number(config.spam.required_score, "spam.required_score"));
   MAIL_ASSIGN_OR_RETURN(o.reject_score, number(config.spam.reject_score, "spam.reject_score"));
   o.expiry_days = config.spam.token_expiry_days;
+  o.bulk.min_users = config.spam.bulk_min_users;
+  o.bulk.window_s = config.spam.bulk_window_hours * 3600;
   return o;
 }
 

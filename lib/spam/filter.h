@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "spam/bayes.h"
+#include "spam/bulk.h"
 #include "spam/rules.h"
 #include "spam/tokenizer.h"
 #include "store/store.h"
@@ -24,6 +25,7 @@ struct Options {
   double required_score = 5.0;  // at or above: spam (Junk)
   double reject_score = 0;      // at or above: refused at SMTP; 0: never
   uint32_t expiry_days = 180;   // tokens not trained for this long are dropped; 0: never
+  BulkOptions bulk;
   Limits limits;
 };
 
@@ -42,6 +44,8 @@ class Classifier {
   Classifier(store::Store* store, RuleSet rules, Options options);
 
   // `account` 0: the global model only. `clues`: how many Bayes clues to keep.
+  // With context.local_recipients (and a store), the body's digest is counted
+  // for BULK_DIGEST.
   Result<Verdict> check(std::string_view raw, store::AccountId account, const Context& context,
                         size_t clues = 0);
 
@@ -53,6 +57,7 @@ class Classifier {
   const Options& options() const { return options_; }
 
  private:
+  store::Store* store_;
   std::unique_ptr<TokenStore> tokens_;
   RuleSet rules_;
   Options options_;

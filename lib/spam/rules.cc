@@ -222,6 +222,8 @@ std::vector<Builtin> builtins() {
        [](A a, B, C c) { return has_result(a, c, "dmarc=fail"); }},
       {"DMARC_PASS", -0.5, "DMARC passed (Authentication-Results)",
        [](A a, B, C c) { return has_result(a, c, "dmarc=pass"); }},
+      {"BULK_DIGEST", 2.0, "the same body reached many local users (spam.bulk_min_users)",
+       [](A, B, C c) { return c.bulk; }},
   };
 }
 

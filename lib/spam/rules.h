@@ -41,6 +41,8 @@ struct Hit {
 struct Context {
   std::string client_ip;    // the connecting client (SMTP); "" when unknown
   std::string authserv_id;  // trust only Authentication-Results of this id; "": the topmost one
+  std::vector<uint64_t> local_recipients;  // accounts the message goes to (SMTP), for BULK_DIGEST
+  bool bulk = false;        // set by the classifier: the body reached bulk.min_users users
 };
 
 struct Rule;  // rules.cc

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -238,6 +239,54 @@ TEST(Filter, StatusHeaders) {
   EXPECT_NE(h.find("\r\n\t"), std::string::npos);
   EXPECT_NE(h.find("X-Spam-Score: 7.2\r\n"), std::string::npos);
   for (size_t p = 0, e; (e = h.find("\r\n", p)) != std::string::npos; p = e + 2) EXPECT_LE(e - p, 78u);
+}
+
+}  // namespace
+}  // namespace mail::spam
+
+namespace mail::spam {
+namespace {
+
+constexpr std::string_view kRun =
+    "Dear customer, your parcel could not be delivered because the address was incomplete. "
+    "Please confirm your details within two days or the parcel returns to the sender.";
+
+TEST(Bulk, DigestKeepsSmallChangesAndTellsBodiesApart) {
+  BulkDigest a, b, c, d;
+  ASSERT_TRUE(bulk_digest(kRun, a));
+  ASSERT_TRUE(bulk_digest(std::string("Order 12345. ") + std::string(kRun), b));  // a number: a placeholder
+  ASSERT_TRUE(bulk_digest("Meeting notes: we agreed to ship the release on Friday after the last review of the "
+                          "compiler patches, and to move lunch.", c));
+  EXPECT_FALSE(bulk_digest("thanks, see you tomorrow", d));  // too short to tell
+  size_t same_ab = 0, same_ac = 0;
+  for (size_t k = 0; k < kBulkHashes; ++k) same_ab += a[k] == b[k], same_ac += a[k] == c[k];
+  EXPECT_GE(same_ab, 2u);
+  EXPECT_EQ(same_ac, 0u);
+}
+
+TEST_F(SpamTest, BulkDigestCountsDistinctUsersInTheWindow) {
+  BulkDigest digest;
+  ASSERT_TRUE(bulk_digest(kRun, digest));
+  BulkOptions o{3, 3600};
+  EXPECT_EQ(*bulk_record(*store_, digest, {1}, 1000, o), 1u);
+  EXPECT_EQ(*bulk_record(*store_, digest, {1}, 1001, o), 1u);  // the same user again
+  EXPECT_EQ(*bulk_record(*store_, digest, {2, 3}, 1002, o), 3u);
+  EXPECT_EQ(*bulk_record(*store_, digest, {4}, 1000 + 3601, o), 3u);  // user 1 left the window
+  // Through the classifier: BULK_DIGEST fires at min_users local recipients.
+  Options options;
+  options.bulk = BulkOptions{3, 3600};
+  Classifier c(store_.get(), RuleSet(), options);
+  std::string msg = "From: a@b.example\nSubject: parcel\n\n" + std::string(kRun) + " Ref 77.\n";
+  Context one;
+  one.local_recipients = {10};
+  auto fired = [&](const Result<Verdict>& v) {
+    return std::any_of(v->hits.begin(), v->hits.end(), [](const Hit& h) { return h.name == "BULK_DIGEST"; });
+  };
+  EXPECT_FALSE(fired(c.check(msg, 10, one)));
+  Context many;
+  many.local_recipients = {11, 12};
+  EXPECT_TRUE(fired(c.check(msg, 0, many)));
+  EXPECT_FALSE(fired(c.check(msg, 0, {})));  // no recipients (mail-spamscore): not counted
 }
 
 }  // namespace

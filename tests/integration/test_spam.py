@@ -302,3 +302,52 @@ def test_junk_filing_through_smtp_then_imap(run, store_dir, corpus, stored, daem
     assert m.uid("MOVE", "1:*", "INBOX")[0] == "OK"
     assert stats() == before and before["ham_messages"] == 0  # learn_from_imap = false
     m.logout()
+
+
+def test_bulk_digest_counts_local_users(run, store_dir, stored, daemons, tmp_path):
+    """One body (personalized: the name differs) sent with smtplib to user after
+    user: BULK_DIGEST fires from the third distinct local user on
+    ([spam] bulk_min_users = 3); another body does not."""
+    import imaplib
+    import smtplib
+    from conftest import binary, free_port, port_open, wait_for
+    from test_smtp import hand_over, make_cert
+    users = [f"u{i}@example.test" for i in range(1, 5)]
+    for u in users:
+        r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
+        assert r.returncode == 0, r.stderr.decode()
+    config = tmp_path / "mail.toml"
+    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nbulk_min_users = 3\n')
+    make_cert(store_dir)
+    hand_over(store_dir)
+    mx, imap = free_port(), free_port()
+    smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
+                           "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
+    imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{imap}"],
+                          log=str(tmp_path / "imapd.log"))
+    wait_for(lambda: (port_open(mx) and port_open(imap)) or not smtpd.alive() or not imapd.alive(),
+             what="mail-smtpd and mail-imapd ports")
+    assert smtpd.alive(), smtpd.log_text()
+
+    def body(name):
+        return (f"From: Parcel Service <track@parcels.example>\r\nTo: {name}\r\nSubject: Your parcel\r\n"
+                "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <p@parcels.example>\r\n\r\n"
+                f"Dear {name}, your parcel 4711 could not be delivered because the address was incomplete.\r\n"
+                "Please confirm your details within two days or the parcel returns to the sender.\r\n")
+    s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
+    s.ehlo("client.example")
+    for u in users[:3]:
+        s.sendmail("track@parcels.example", [u], body(u.split("@")[0]))
+    s.sendmail("alice@example.org", [users[3]], "From: alice@example.org\r\nSubject: notes\r\n\r\n"
+               "Meeting notes: we agreed to ship the release on Friday after the last review of the patches.\r\n")
+    s.quit()
+
+    def status(user):
+        m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
+        m.login(user, "pw")
+        m.select("INBOX")
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
+        m.logout()
+        return " ".join(data[0][1].decode().split())
+    fired = [("BULK_DIGEST" in status(u)) for u in users]
+    assert fired == [False, False, True, False], [status(u) for u in users]

@@ -1,0 +1,104 @@
+#include "spam/bulk.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <string>
+
+#include "base/codec.h"
+
+namespace mail::spam {
+namespace {
+
+// Who received one digest value, oldest first.
+struct BulkSeen {
+  std::vector<uint64_t> accounts;
+  std::vector<int64_t> times;
+  MAIL_FIELDS(accounts, times)
+};
+
+constexpr size_t kMaxSeen = 1000;  // a value's list stays small however big the run
+constexpr size_t kMaxWords = 5000;
+
+uint64_t mix(uint64_t x) {  // splitmix64's finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+bool bulk_digest(std::string_view text, BulkDigest& digest) {
+  std::vector<uint64_t> words;
+  std::string word;
+  bool digits = false;
+  auto flush = [&] {
+    if (!word.empty()) words.push_back(digits ? fnv1a("#") : fnv1a(word));
+    word.clear();
+    digits = false;
+  };
+  for (unsigned char c : text) {
+    if (words.size() >= kMaxWords) break;
+    if (std::isalnum(c) || c >= 0x80) {
+      digits = digits || std::isdigit(c);
+      word.push_back(static_cast<char>(std::tolower(c)));
+    } else {
+      flush();
+    }
+  }
+  flush();
+  if (words.size() < 8) return false;
+  digest.fill(UINT64_MAX);
+  for (size_t i = 0; i + 4 <= words.size(); ++i) {
+    uint64_t shingle = mix(words[i] ^ mix(words[i + 1] ^ mix(words[i + 2] ^ mix(words[i + 3]))));
+    for (size_t k = 0; k < kBulkHashes; ++k) digest[k] = std::min(digest[k], mix(shingle ^ (0x9e3779b97f4a7c15ull * (k + 1))));
+  }
+  return true;
+}
+
+Result<uint32_t> bulk_record(store::Store& store, const BulkDigest& digest,
+                             const std::vector<store::AccountId>& accounts, int64_t now, const BulkOptions& options) {
+  std::array<uint32_t, kBulkHashes> counts{};
+  for (size_t k = 0; k < kBulkHashes; ++k) {
+    char hex[24];
+    std::snprintf(hex, sizeof hex, "d/%016llx", static_cast<unsigned long long>(digest[k]));
+    store::DataKey key{0, std::string(kBulkNamespace), hex};
+    MAIL_ASSIGN_OR_RETURN(auto value, store.data_get(key));
+    BulkSeen seen, kept;
+    if (value.found && !decode(value.value, seen)) seen = {};
+    for (size_t i = 0; i < seen.accounts.size() && i < seen.times.size(); ++i) {
+      bool fresh = seen.times[i] > now - static_cast<int64_t>(options.window_s);
+      bool again = std::find(accounts.begin(), accounts.end(), seen.accounts[i]) != accounts.end();
+      if (fresh && !again) {  // a user seen again moves to the end with the new time
+        kept.accounts.push_back(seen.accounts[i]);
+        kept.times.push_back(seen.times[i]);
+      }
+    }
+    for (auto a : accounts) {
+      if (std::find(kept.accounts.begin(), kept.accounts.end(), a) != kept.accounts.end()) continue;
+      kept.accounts.push_back(a);
+      kept.times.push_back(now);
+    }
+    if (kept.accounts.size() > kMaxSeen) {
+      size_t drop = kept.accounts.size() - kMaxSeen;
+      kept.accounts.erase(kept.accounts.begin(), kept.accounts.begin() + static_cast<std::ptrdiff_t>(drop));
+      kept.times.erase(kept.times.begin(), kept.times.begin() + static_cast<std::ptrdiff_t>(drop));
+    }
+    counts[k] = static_cast<uint32_t>(kept.accounts.size());
+    MAIL_TRY(store.data_put(store::DataPutReq{key, encode(kept)}).status());
+  }
+  std::sort(counts.begin(), counts.end(), std::greater<>());
+  return counts[1];
+}
+
+}  // namespace mail::spam
