@@ -17,9 +17,33 @@ std::vector<size_t> Session::resolve(const SeqSet& set, bool uid) const {
     return out;
   }
   if (msgs.empty()) return out;
+  // Each range maps to an index interval (UIDs by binary search), so a single
+  // message costs the same in any mailbox size.
   uint32_t max = uid ? msgs.back().uid : static_cast<uint32_t>(msgs.size());
-  for (size_t i = 0; i < msgs.size(); ++i)
-    if (set.contains(uid ? msgs[i].uid : static_cast<uint32_t>(i + 1), max)) out.push_back(i);
+  std::vector<std::pair<size_t, size_t>> spans;  // [begin, end) indexes
+  for (const auto& r : set.ranges) {
+    uint32_t lo = r.lo ? r.lo : max, hi = r.hi ? r.hi : max;
+    if (lo > hi) std::swap(lo, hi);
+    size_t b, e;
+    if (uid) {
+      auto first = std::lower_bound(msgs.begin(), msgs.end(), lo,
+                                    [](const store::MessageEntry& m, uint32_t u) { return m.uid < u; });
+      auto last = std::upper_bound(first, msgs.end(), hi,
+                                   [](uint32_t u, const store::MessageEntry& m) { return u < m.uid; });
+      b = static_cast<size_t>(first - msgs.begin());
+      e = static_cast<size_t>(last - msgs.begin());
+    } else {
+      b = lo ? lo - 1 : 0;
+      e = std::min<size_t>(hi, msgs.size());
+    }
+    if (b < e) spans.emplace_back(b, e);
+  }
+  std::sort(spans.begin(), spans.end());
+  size_t next = 0;  // overlapping ranges give each index once
+  for (const auto& span : spans) {
+    for (size_t i = std::max(span.first, next); i < span.second; ++i) out.push_back(i);
+    next = std::max(next, span.second);
+  }
   return out;
 }
 

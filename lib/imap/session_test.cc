@@ -128,6 +128,31 @@ TEST_F(ImapSessionTest, PlaintextNeedsTlsOffLoopback) {
   EXPECT_TRUE(has(run(s, "c LOGIN joe@example.com secret"), "c OK"));
 }
 
+// Sets map to messages range by range (UIDs by binary search): gaps, '*',
+// reversed and overlapping ranges each give a message once, in mailbox order.
+TEST_F(ImapSessionTest, SequenceSetsWithGapsStarsAndOverlaps) {
+  auto s = logged_in();
+  for (int i = 0; i < 6; ++i) append(*s, "INBOX", kMessage);
+  run(*s, "s SELECT INBOX");
+  EXPECT_TRUE(has(run(*s, "d STORE 2,4 +FLAGS.SILENT (\\Deleted)"), "d OK"));
+  EXPECT_TRUE(has(run(*s, "e EXPUNGE"), "e OK"));  // UIDs 1 3 5 6 at 1..4
+  auto lines = [](const std::string& out) {
+    std::string got;
+    for (size_t i = out.find("* "); i != std::string::npos; i = out.find("* ", i + 1)) {
+      size_t e = out.find(" FETCH", i);
+      if (e == std::string::npos) break;
+      got += out.substr(i + 2, e - i - 2) + ",";
+    }
+    return got;
+  };
+  EXPECT_EQ(lines(run(*s, "f UID FETCH 2:4,6:*,1,5:3,100 UID")), "1,2,3,4,");
+  EXPECT_EQ(lines(run(*s, "f UID FETCH 4 UID")), "");
+  EXPECT_EQ(lines(run(*s, "f UID FETCH *:5 UID")), "3,4,");
+  EXPECT_EQ(lines(run(*s, "f UID FETCH 7:9 UID")), "");
+  EXPECT_EQ(lines(run(*s, "f FETCH 3:2,*,2 UID")), "2,3,4,");
+  EXPECT_EQ(lines(run(*s, "f FETCH 4:* UID")), "4,");
+}
+
 TEST_F(ImapSessionTest, MailboxesFromTheStore) {
   auto s = logged_in();
   std::string out = run(*s, "l LIST \"\" *");
