@@ -95,8 +95,9 @@ Result<RuleSet> rules_from_config(const Config& config, std::unique_ptr<auth::Re
   if (!config.spam.rules_file.empty()) MAIL_TRY(rules.load_file(config.spam.rules_file));
   auto dnsbl = split_list(config.spam.dnsbl), uribl = split_list(config.spam.uribl);
   if (!dnsbl.empty() || !uribl.empty()) {
-    if (!resolver) {
-      MAIL_ASSIGN_OR_RETURN(resolver, auth::make_system_resolver());
+    if (!resolver) {  // the DNS server of [auth] resolver, as the other checks of inbound mail use
+      MAIL_ASSIGN_OR_RETURN(resolver, config.auth.resolver.empty() ? auth::make_system_resolver()
+                                                                   : auth::make_forwarding_resolver(config.auth.resolver));
     }
     rules.set_dns(resolver.get(), std::move(dnsbl), std::move(uribl));
   }

@@ -5,11 +5,15 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "auth/psl.h"
 #include "auth/resolver.h"
@@ -277,13 +281,37 @@ std::string zone_rule_name(std::string_view prefix, std::string_view zone) {
   return n;
 }
 
-bool listed(auth::Resolver& r, const std::string& name) {
+// Listed (an A record in 127/8), not listed (NXDOMAIN, other answers), or
+// unknown (a failure: never held against the message, not cached).
+std::optional<bool> listed(auth::Resolver& r, const std::string& name) {
   auto v = r.lookup(name, auth::DnsType::a);
-  if (!v) return false;  // NXDOMAIN (not listed) or a failure: never held against the message
+  if (!v) {
+    if (v.code() == Code::not_found) return false;
+    return std::nullopt;
+  }
   return std::any_of(v->begin(), v->end(), [](const std::string& a) { return a.rfind("127.", 0) == 0; });
 }
 
 }  // namespace
+
+struct DnsCache {
+  static constexpr std::chrono::seconds kTtl{600};
+  static constexpr size_t kMaxEntries = 20000;  // then it starts afresh: bounded memory
+  std::mutex mu;
+  std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, bool>> answers;
+
+  std::optional<bool> get(const std::string& name) {
+    std::lock_guard lock(mu);
+    auto it = answers.find(name);
+    if (it == answers.end() || it->second.first < std::chrono::steady_clock::now()) return std::nullopt;
+    return it->second.second;
+  }
+  void put(const std::string& name, bool listed) {
+    std::lock_guard lock(mu);
+    if (answers.size() >= kMaxEntries) answers.clear();
+    answers[name] = {std::chrono::steady_clock::now() + kTtl, listed};
+  }
+};
 
 bool mixed_script(std::string_view s) {
   bool latin = false, other = false;
@@ -434,6 +462,7 @@ Status RuleSet::load_file(const std::string& path) {
 
 void RuleSet::set_dns(auth::Resolver* resolver, std::vector<std::string> dnsbl, std::vector<std::string> uribl) {
   resolver_ = resolver;
+  dns_cache_ = std::make_unique<DnsCache>();
   dnsbl_ = std::move(dnsbl);
   uribl_ = std::move(uribl);
   for (const auto& z : dnsbl_) {
@@ -493,6 +522,7 @@ std::vector<Hit> RuleSet::evaluate(const Analysis& a, const BayesResult& bayes, 
     if (fired) hit(r->name);
   }
   if (resolver_) {
+    std::vector<std::pair<std::string, std::string>> queries;  // name, the rule it fires
     if (is_ipv4(context.client_ip)) {
       std::string rev;
       std::string_view ip = context.client_ip;
@@ -501,8 +531,7 @@ std::vector<Hit> RuleSet::evaluate(const Analysis& a, const BayesResult& bayes, 
         rev += std::string(dot == std::string_view::npos ? ip : ip.substr(dot + 1)) + ".";
         ip = dot == std::string_view::npos ? std::string_view() : ip.substr(0, dot);
       }
-      for (const auto& z : dnsbl_)
-        if (listed(*resolver_, rev + z)) hit(zone_rule_name("RCVD_IN_", z));
+      for (const auto& z : dnsbl_) queries.emplace_back(rev + z, zone_rule_name("RCVD_IN_", z));
     }
     std::set<std::string> domains;
     for (const auto& l : a.links) {
@@ -510,13 +539,17 @@ std::vector<Hit> RuleSet::evaluate(const Analysis& a, const BayesResult& bayes, 
       domains.insert(auth::PublicSuffixList::system().organizational_domain(l.host));
       if (domains.size() >= 10) break;  // bounded lookups per message
     }
-    for (const auto& z : uribl_) {
-      for (const auto& d : domains) {
-        if (listed(*resolver_, d + "." + z)) {
-          hit(zone_rule_name("URI_IN_", z));
-          break;
-        }
+    for (const auto& z : uribl_)
+      for (const auto& d : domains) queries.emplace_back(d + "." + z, zone_rule_name("URI_IN_", z));
+    std::set<std::string> fired;
+    for (const auto& q : queries) {
+      if (fired.count(q.second)) continue;  // one listing per zone is enough
+      std::optional<bool> answer = dns_cache_->get(q.first);
+      if (!answer) {
+        answer = listed(*resolver_, q.first);
+        if (answer) dns_cache_->put(q.first, *answer);
       }
+      if (answer.value_or(false) && fired.insert(q.second).second) hit(q.second);
     }
   }
   return hits;

@@ -45,7 +45,8 @@ struct Context {
   bool bulk = false;        // set by the classifier: the body reached bulk.min_users users
 };
 
-struct Rule;  // rules.cc
+struct Rule;      // rules.cc
+struct DnsCache;  // rules.cc
 
 class RuleSet {
  public:
@@ -60,6 +61,8 @@ class RuleSet {
   Status load_file(const std::string& path);
 
   // DNS block lists (zones) for the client IP and link domains; none by default.
+  // Answers (listed or not) are cached for 10 minutes, temporary failures not
+  // at all, so a run of mail from one client or with one link asks DNS once.
   void set_dns(auth::Resolver* resolver, std::vector<std::string> dnsbl, std::vector<std::string> uribl);
 
   std::vector<Hit> evaluate(const Analysis& a, const BayesResult& bayes, const Context& context) const;
@@ -72,6 +75,7 @@ class RuleSet {
   std::map<std::string, double, std::less<>> scores_;
   std::map<std::string, std::string, std::less<>> descriptions_;
   auth::Resolver* resolver_ = nullptr;
+  std::unique_ptr<DnsCache> dns_cache_;
   std::vector<std::string> dnsbl_, uribl_;
 };
 

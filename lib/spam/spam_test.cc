@@ -159,6 +159,27 @@ TEST(Rules, DnsBlockLists) {
   EXPECT_EQ(fired.find("RCVD_IN_"), std::string::npos) << fired;
 }
 
+TEST(Rules, DnsBlockListAnswersAreCached) {
+  auth::StubResolver dns;
+  dns.add("2.0.0.192.bl.example", auth::DnsType::a, "127.0.0.2");
+  dns.fail("3.0.0.192.bl.example");
+  RuleSet rules;
+  rules.set_dns(&dns, {"bl.example"}, {"uribl.example"});
+  Analysis a = analyze("Subject: x\n\nhttp://www.one.example/ http://two.example/\n");
+  auto names = [&](const char* ip) {
+    std::string fired;
+    for (const auto& h : rules.evaluate(a, {}, Context{ip, ""})) fired += h.name + " ";
+    return fired;
+  };
+  EXPECT_NE(names("192.0.0.2").find("RCVD_IN_BL_EXAMPLE"), std::string::npos);
+  EXPECT_EQ(dns.lookups(), 3u);  // the client and two link domains
+  EXPECT_NE(names("192.0.0.2").find("RCVD_IN_BL_EXAMPLE"), std::string::npos);
+  EXPECT_EQ(dns.lookups(), 3u);  // all from the cache, NXDOMAIN answers too
+  EXPECT_EQ(names("192.0.0.3").find("RCVD_IN_"), std::string::npos);  // a failure is not a listing...
+  names("192.0.0.3");
+  EXPECT_EQ(dns.lookups(), 5u);  // ... and is asked again
+}
+
 TEST_F(SpamTest, TrainClassifyRelearnUntrain) {
   Classifier c(store_.get(), RuleSet(), Options{});
   std::vector<std::string> spam, ham;

@@ -351,3 +351,61 @@ def test_bulk_digest_counts_local_users(run, store_dir, stored, daemons, tmp_pat
         return " ".join(data[0][1].decode().split())
     fired = [("BULK_DIGEST" in status(u)) for u in users]
     assert fired == [False, False, True, False], [status(u) for u in users]
+
+
+def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tmp_path):
+    """[spam] dnsbl/uribl asked through the [auth] resolver (a dnslib server on
+    127.0.0.1): the client IP and a link domain listed fire RCVD_IN_/URI_IN_;
+    a second message within the cache time asks DNS nothing (the answers' TTL
+    is 1 s, so libunbound's own cache has let go by then)."""
+    import imaplib
+    import smtplib
+    import time
+    pytest.importorskip("dnslib")
+    from authdns import LocalDns
+    from conftest import binary, free_port, port_open, wait_for
+    from test_smtp import hand_over, make_cert
+
+    class Counting(dict):
+        asked = {}
+
+        def get(self, key, default=None):
+            Counting.asked[key] = Counting.asked.get(key, 0) + 1
+            return super().get(key, default)
+    dns = LocalDns(Counting({("1.0.0.127.bl.example", "A"): ["127.0.0.2"],
+                             ("listed.example.uribl.example", "A"): ["127.0.0.2"]}))
+    try:
+        config = tmp_path / "mail.toml"
+        config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[auth]\nresolver = "{dns.address}"\n'
+                          'verify_inbound = false\n[spam]\ndnsbl = "bl.example"\nuribl = "uribl.example"\n')
+        make_cert(store_dir)
+        hand_over(store_dir)
+        mx, imap = free_port(), free_port()
+        smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
+                               "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
+        imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{imap}"],
+                              log=str(tmp_path / "imapd.log"))
+        wait_for(lambda: (port_open(mx) and port_open(imap)) or not smtpd.alive() or not imapd.alive(),
+                 what="mail-smtpd and mail-imapd ports")
+        assert smtpd.alive(), smtpd.log_text()
+        msg = ("From: a@b.example\r\nSubject: see\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+               "Message-ID: <x@b.example>\r\n\r\nLook at http://www.listed.example/offer and http://fine.example/\r\n")
+        for i in range(2):
+            if i:
+                time.sleep(1.5)
+            s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
+            s.ehlo("client.example")
+            s.sendmail("a@b.example", [USER], msg)
+            s.quit()
+        m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
+        m.login(USER, "pw")
+        m.select("INBOX")
+        for num in (b"1", b"2"):
+            typ, data = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
+            status = " ".join(data[0][1].decode().split())
+            assert "RCVD_IN_BL_EXAMPLE" in status and "URI_IN_URIBL_EXAMPLE" in status, (status, Counting.asked)
+        m.logout()
+        assert Counting.asked[("1.0.0.127.bl.example", "A")] == 1, Counting.asked
+        assert Counting.asked[("listed.example.uribl.example", "A")] == 1, Counting.asked
+    finally:
+        dns.stop()
