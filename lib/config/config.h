@@ -94,6 +94,7 @@ struct QueueConfig {
   uint32_t mta_sts_port = 443;        // HTTPS port of policy hosts (tests use another)
   std::string tls_ca_file;            // CAs trusted besides the system's for verified TLS
   uint32_t session_idle_s = 5;        // an SMTP session kept this long for the next message; 0: never
+  uint32_t delay_warning_s = 4 * 3600;  // NOTIFY=DELAY recipients deferred this long get one report; 0: never
 
   bool operator==(const QueueConfig&) const = default;
 };  // QueueConfig

@@ -380,6 +380,8 @@ void Runner::attempt(QueueEntry e) {
   dsn.now = now;
   dsn.original = out;
   std::vector<size_t> failing;  // recipients this attempt fails (state change waits for the DSN)
+  std::vector<size_t> delaying;  // recipients whose delay report this DSN carries
+  const uint32_t warn_after = setup_.config.delay_warning_s;
   for (size_t i = 0; i < res.size(); ++i) {
     Outcome& o = res[i];
     const auto& r = e.recipients[i];
@@ -400,6 +402,12 @@ void Runner::attempt(QueueEntry e) {
       tell = true;  // a remote host with DSN support reports success itself (RFC 3461 5.2.2)
       action = o.relayed && !local_domain(domain_of(r.address)) ? "relayed" : "delivered";
     }
+    if (!tell && o.kind == Outcome::deferred && (r.notify & store::notify::delay) && !r.delay_reported &&
+        warn_after && now - e.created >= static_cast<int64_t>(warn_after)) {
+      tell = true;  // one "delayed" report per recipient (RFC 3461 4.1)
+      action = "delayed";
+      delaying.push_back(i);
+    }
     if (tell) dsn.recipients.push_back({r.address, r.orcpt, action, o.status, o.remote, o.reply});
   }
   bool dsn_stored = true;
@@ -419,8 +427,11 @@ void Runner::attempt(QueueEntry e) {
       log::warn("queue: {} DSN to <{}> dropped: no such local user", e.id, e.sender);
     }
   }
-  if (!dsn_stored)  // fail them next time, with their DSN
+  if (!dsn_stored) {  // fail them next time, with their DSN
     for (size_t i : failing) res[i].kind = Outcome::deferred;
+  } else {
+    for (size_t i : delaying) e.recipients[i].delay_reported = true;
+  }
 
   size_t delivered = 0, failed = 0, deferred = 0;
   std::string last_error;

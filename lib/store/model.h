@@ -142,7 +142,8 @@ struct QueueRecipient {
   uint8_t notify = 0;
   RecipientState state = RecipientState::pending;
   std::string last_reply; // the remote's last answer, for DSNs and `queue show`
-  MAIL_FIELDS(address, orcpt, notify, state, last_reply)
+  bool delay_reported = false;  // a NOTIFY=DELAY report was sent (only one is)
+  MAIL_FIELDS(address, orcpt, notify, state, last_reply, delay_reported)
 };
 
 struct QueueEntry {

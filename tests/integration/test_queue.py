@@ -538,9 +538,8 @@ def test_sigterm_stops_cleanly(qstack):
     assert d.proc.wait(timeout=10) == 0
 
 
-def test_submission_dsn_parameters_are_honoured(qstack, daemons, tmp_path):
-    """NOTIFY, ORCPT, ENVID and RET given to mail-smtpd's submission port reach the DSN."""
-    sink = qstack.sink("remote.example", "127.0.0.12")
+def submission(qstack, daemons, tmp_path):
+    """An authenticated session with a mail-smtpd submission port on the queue's store."""
     sub = free_port()
     smtpd = daemons.start([binary("mail-smtpd"), "--data-dir", qstack.datadir, "--listen",
                            f"submission=127.0.0.1:{sub}"], log=str(tmp_path / "smtpd.log"))
@@ -550,6 +549,13 @@ def test_submission_dsn_parameters_are_honoured(qstack, daemons, tmp_path):
     s.starttls(context=tls_context())
     s.ehlo("client.example")
     s.login(JOE, PASSWORD)
+    return s
+
+
+def test_submission_dsn_parameters_are_honoured(qstack, daemons, tmp_path):
+    """NOTIFY, ORCPT, ENVID and RET given to mail-smtpd's submission port reach the DSN."""
+    sink = qstack.sink("remote.example", "127.0.0.12")
+    s = submission(qstack, daemons, tmp_path)
     assert s.mail(JOE, ["RET=HDRS", "ENVID=env+2B42"])[0] == 250
     assert s.rcpt("reject1@remote.example", ["NOTIFY=FAILURE", "ORCPT=rfc822;orig+2Bx@remote.example"])[0] == 250
     assert s.rcpt("reject2@remote.example", ["NOTIFY=NEVER"])[0] == 250
@@ -570,3 +576,23 @@ def test_submission_dsn_parameters_are_honoured(qstack, daemons, tmp_path):
     assert "Final-Recipient: rfc822; far@remote.example\r\nAction: relayed\r\nStatus: 2.0.0" in text
     assert "text/rfc822-headers" in text and "secret body line" not in text  # RET=HDRS
     assert [m[1] for m in sink.messages] == [["far@remote.example"]]
+
+
+def test_delay_report_once_for_notify_delay(qstack, daemons, tmp_path):
+    qstack.sink("remote.example", "127.0.0.15")
+    s = submission(qstack, daemons, tmp_path)
+    assert s.mail(JOE)[0] == 250
+    assert s.rcpt("defer@remote.example", ["NOTIFY=DELAY,FAILURE"])[0] == 250
+    assert s.rcpt("defer2@remote.example", ["NOTIFY=FAILURE"])[0] == 250  # no delay report asked
+    assert s.data(MESSAGE.replace("\n", "\r\n").encode())[0] == 250
+    s.quit()
+    qstack.extra_config = "delay_warning_s = 1\n"
+    qstack.start_queued()
+    wait_for(lambda: qstack.queue() and qstack.queue()[0]["attempts"] >= 4, what="four attempts")
+    msgs = qstack.inbox()
+    assert len(msgs) == 1, msgs  # once, however many attempts follow
+    text = msgs[0].decode()
+    assert "Subject: Delayed Mail (still being retried)" in text
+    assert "Final-Recipient: rfc822; defer@remote.example\r\nAction: delayed\r\nStatus: 4.2.0" in text
+    assert "defer2@" not in text
+    assert qstack.queue()[0]["recipients"][0]["state"] == "deferred"
