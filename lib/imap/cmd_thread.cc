@@ -64,6 +64,7 @@ class References {
 
   std::vector<int> run() {
     link_all();
+    bound_depth();
     std::vector<int> roots;
     for (int i = 0; i < static_cast<int>(nodes_.size()); ++i)
       if (nodes_[i].parent < 0) roots.push_back(i);
@@ -104,12 +105,34 @@ class References {
     ids_.emplace(id, static_cast<int>(nodes_.size() - 1));
     return static_cast<int>(nodes_.size() - 1);
   }
-  // Whether `a` is `b` or one of its ancestors.
+  // Whether `a` is `b` or one of its ancestors. A longer walk than kMaxWalk
+  // counts as yes (no link): crafted References must not make THREAD quadratic.
   bool reaches(int a, int b) const {
+    int steps = 0;
     for (int n = b; n >= 0; n = nodes_[n].parent)
-      if (n == a) return true;
+      if (n == a || ++steps > kMaxWalk) return true;
     return false;
   }
+  // Cuts the trees every kMaxDepth levels (the cut node becomes a root), so the
+  // recursive steps below stay shallow however the References chain.
+  void bound_depth() {
+    std::vector<int> depth(nodes_.size(), -1);
+    std::vector<int> path;
+    for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
+      int n = i;
+      while (n >= 0 && depth[n] < 0) {
+        path.push_back(n);
+        n = nodes_[n].parent;
+      }
+      int d = n >= 0 ? depth[n] : -1;
+      for (auto it = path.rbegin(); it != path.rend(); ++it) depth[*it] = ++d;
+      path.clear();
+    }
+    for (int i = 0; i < static_cast<int>(nodes_.size()); ++i)
+      if (depth[i] > 0 && depth[i] % kMaxDepth == 0) unlink(i);
+  }
+  static constexpr int kMaxWalk = 2000;
+  static constexpr int kMaxDepth = 1000;
   void unlink(int c) {
     int p = nodes_[c].parent;
     if (p < 0) return;

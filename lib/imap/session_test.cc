@@ -153,6 +153,22 @@ TEST_F(ImapSessionTest, SequenceSetsWithGapsStarsAndOverlaps) {
   EXPECT_EQ(lines(run(*s, "f FETCH 4:* UID")), "4,");
 }
 
+// A References chain deeper than THREAD's cut (1000 levels) is split, not
+// recursed into: crafted mail must not exhaust the session's stack.
+TEST_F(ImapSessionTest, ThreadOfADeepReferencesChain) {
+  auto s = logged_in();
+  for (int i = 0; i < 1205; ++i) {
+    std::string refs = i ? "References: <m" + std::to_string(i - 1) + "@x>\r\n" : "";
+    append(*s, "INBOX", "Message-ID: <m" + std::to_string(i) + "@x>\r\n" + refs + "Subject: deep\r\n\r\nx\r\n");
+  }
+  run(*s, "s SELECT INBOX");
+  std::string out = run(*s, "t THREAD REFERENCES UTF-8 ALL");
+  ASSERT_TRUE(has(out, "t OK")) << out.substr(0, 200);
+  // 1..1000 one chain, 1001.. cut off it; one subject puts both under a dummy.
+  EXPECT_TRUE(has(out, "* THREAD ((1 2 3 ")) << out.substr(0, 200);
+  EXPECT_TRUE(has(out, " 999 1000)(1001 1002 ")) << out.substr(0, 200);
+}
+
 TEST_F(ImapSessionTest, MailboxesFromTheStore) {
   auto s = logged_in();
   std::string out = run(*s, "l LIST \"\" *");
