@@ -844,6 +844,10 @@ struct RestoreState {
         if (known != boxes.end()) {
           // Renamed since the previous backup of the chain.
           auto cur = store.mailbox_get({acc->second, name});
+          if (cur && everything && cur->id != known->second.id) {  // the name is another's now: move that aside
+            MAIL_TRY(store.mailbox_rename({acc->second, name, name + ".restore-" + std::to_string(cur->id)}).status());
+            cur = store.mailbox_get({acc->second, name});
+          }
           if (!cur && cur.code() == Code::not_found && options.mailbox.empty()) {
             auto all = store.mailbox_list({acc->second});
             if (all)
@@ -854,6 +858,12 @@ struct RestoreState {
           return Status::ok();
         }
         auto got = store.mailbox_get({acc->second, name});
+        if (got && everything && held_by_other_backup_mailbox(got->id)) {
+          // Deleted or renamed away and the name reused since: move the old one
+          // aside; its own rename or deletion record follows in this backup.
+          MAIL_TRY(store.mailbox_rename({acc->second, name, name + ".restore-" + std::to_string(got->id)}).status());
+          got = store.mailbox_get({acc->second, name});
+        }
         if (!got && got.code() == Code::not_found) {
           got = store.mailbox_create({acc->second, name, box.special_use});
           if (got) ++stats.mailboxes;
@@ -937,12 +947,21 @@ struct RestoreState {
         auto box = boxes.find(s.id);
         auto acc = accounts.find(s.account);
         if (box == boxes.end() || acc == accounts.end() || !everything) return Status::ok();
-        (void)store.mailbox_delete({acc->second, s.name});
+        // By its current name: the recorded one may belong to a newer mailbox now.
+        MAIL_ASSIGN_OR_RETURN(auto all, store.mailbox_list({acc->second}));
+        for (const auto& m : all.mailboxes)
+          if (m.id == box->second.id) MAIL_TRY(store.mailbox_delete({acc->second, m.name}).status());
         boxes.erase(box);
         return Status::ok();
       }
     }
     return Status::ok();  // unknown record types are from a newer writer: skipped
+  }
+
+  bool held_by_other_backup_mailbox(store::MailboxId store_id) const {
+    for (const auto& b : boxes)
+      if (b.second.id == store_id) return true;
+    return false;
   }
 
   // The mailbox's UIDVALIDITY, UIDNEXT and modseq as backed up.

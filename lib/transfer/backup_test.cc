@@ -157,6 +157,32 @@ TEST_F(Backup, IncrementalChainRestoresLikeTheSource) {
   EXPECT_EQ(backup_restore(*target2, full2.path, {key_}).code(), Code::not_empty);
 }
 
+TEST_F(Backup, ChainSurvivesMailboxesDeletedRecreatedAndSwapped) {
+  ASSERT_TRUE(store_->mailbox_create({account_.id, "Old"}).is_ok());
+  ASSERT_TRUE(store_->mailbox_create({account_.id, "A"}).is_ok());
+  ASSERT_TRUE(store_->mailbox_create({account_.id, "B"}).is_ok());
+  for (int i = 0; i < 3; ++i) deliver("Old", "Subject: old " + std::to_string(i) + "\r\n\r\nx\r\n");
+  deliver("A", "Subject: a\r\n\r\na\r\n");
+  deliver("B", "Subject: b\r\n\r\nb\r\n");
+  create(false);
+
+  // The name comes back as a new mailbox (new UIDVALIDITY, UIDs from 1), and
+  // A and B swap names through a third one.
+  ASSERT_TRUE(store_->mailbox_delete({account_.id, "Old"}).is_ok());
+  ASSERT_TRUE(store_->mailbox_create({account_.id, "Old"}).is_ok());
+  deliver("Old", "Subject: new\r\n\r\ny\r\n");
+  ASSERT_TRUE(store_->mailbox_rename({account_.id, "A", "T"}).is_ok());
+  ASSERT_TRUE(store_->mailbox_rename({account_.id, "B", "A"}).is_ok());
+  ASSERT_TRUE(store_->mailbox_rename({account_.id, "T", "B"}).is_ok());
+  auto inc = create(true);
+
+  auto target = open("restored");
+  auto stats = backup_restore(*target, inc.path, {key_});
+  ASSERT_TRUE(stats.is_ok()) << stats.status().to_string();
+  EXPECT_EQ(snapshot(*target, "user@example.test"), snapshot(*store_, "user@example.test"));
+  EXPECT_EQ(uids(*target, "user@example.test"), uids(*store_, "user@example.test"));
+}
+
 TEST_F(Backup, VerifyNamesTheDamagedChunkAndTellsWrongKeys) {
   for (int i = 0; i < 30; ++i) deliver("INBOX", "Subject: " + std::to_string(i) + "\r\n\r\n" + std::string(2000, 'x') + std::to_string(i) + "\r\n");
   auto b = create(false);
