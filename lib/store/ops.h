@@ -180,10 +180,14 @@ struct DeliverResp {
 // and one commit covers them all. With `all_or_nothing` any failed target
 // fails the whole batch and nothing is stored (IMAP MULTIAPPEND); otherwise
 // each message's targets fail one by one as in `deliver`.
+// A client with several batches in flight keeps their order by numbering
+// them 0, 1, 2, ... in a lane of its own (a random non-zero order_group).
 struct DeliverBatchReq {
   std::vector<DeliverReq> messages;
   bool all_or_nothing = false;
-  MAIL_FIELDS(messages, all_or_nothing)
+  uint64_t order_group = 0;  // 0: no lane
+  uint64_t order_seq = 0;
+  MAIL_FIELDS(messages, all_or_nothing, order_group, order_seq)
 };
 struct DeliverBatchResp {
   std::vector<DeliverResp> messages;  // one per request message, same order

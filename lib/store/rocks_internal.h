@@ -139,6 +139,12 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what);
 std::string compress_content(std::string_view bytes);
 Result<std::string> decompress_content(std::string_view stored);
 
+// Orders writes of one client lane; see Impl::write.
+struct WriteLane {
+  uint64_t group = 0;
+  uint64_t seq = 0;
+};
+
 struct RocksStore::Impl {
   Options options;
   int lock_fd = -1;
@@ -156,6 +162,9 @@ struct RocksStore::Impl {
   std::condition_variable queued_cv;
   std::condition_variable done_cv;
   std::deque<PendingWrite*> queue;
+  // Ordered lanes (DeliverBatchReq::order_group): the next seq each may queue.
+  std::condition_variable order_cv;
+  std::map<uint64_t, uint64_t> order_next;
   bool stopping = false;
   std::thread writer;
 
@@ -178,16 +187,20 @@ struct RocksStore::Impl {
   void publish(std::vector<ChangeEvent> events);
 
   // Runs fn on the writer thread inside a group commit; returns once durable.
-  Status write(std::function<Status(Txn&)> fn);
+  // With a lane (group != 0), writes of one group are queued in seq order
+  // (0, 1, 2, ...), so callers may have several in flight and keep their order.
+  Status write(std::function<Status(Txn&)> fn, WriteLane lane = {});
   template <class Resp, class F>
-  Result<Resp> write_op(F&& fn) {
+  Result<Resp> write_op(F&& fn, WriteLane lane = {}) {
     Resp resp;
-    Status st = write([&](Txn& txn) -> Status {
-      auto r = fn(txn);
-      if (!r.is_ok()) return r.status();
-      resp = std::move(r).value();
-      return Status::ok();
-    });
+    Status st = write(
+        [&](Txn& txn) -> Status {
+          auto r = fn(txn);
+          if (!r.is_ok()) return r.status();
+          resp = std::move(r).value();
+          return Status::ok();
+        },
+        lane);
     if (!st.is_ok()) return st;
     return resp;
   }

@@ -186,13 +186,19 @@ Result<DeliverResp> RocksStore::deliver(const DeliverReq& req) {
 }
 
 Result<DeliverBatchResp> RocksStore::deliver_batch(const DeliverBatchReq& req) {
+  Status checked;
+  for (const auto& m : req.messages)
+    if (checked.is_ok()) checked = check_delivery(m);
+  // Compress on the caller's thread so that the writer thread only commits.
   std::vector<std::string> stored;
-  stored.reserve(req.messages.size());
-  for (const auto& m : req.messages) {
-    MAIL_TRY(check_delivery(m));
-    stored.push_back(compress_content(m.content));
+  if (checked.is_ok()) {
+    stored.reserve(req.messages.size());
+    for (const auto& m : req.messages) stored.push_back(compress_content(m.content));
   }
+  // A bad batch still takes its turn in its lane, so the ones after it go on.
+  WriteLane lane{req.order_group, req.order_seq};
   return impl_->write_op<DeliverBatchResp>([&](Txn& txn) -> Result<DeliverBatchResp> {
+    MAIL_TRY(checked);
     DeliverBatchResp resp;
     resp.messages.reserve(req.messages.size());
     for (size_t i = 0; i < req.messages.size(); ++i) {
@@ -203,7 +209,7 @@ Result<DeliverBatchResp> RocksStore::deliver_batch(const DeliverBatchReq& req) {
           return error(r.code, "message " + std::to_string(i + 1) + " of the batch: " + r.message);
     }
     return resp;
-  });
+  }, lane);
 }
 
 // ---- reading ------------------------------------------------------------------------------

@@ -341,11 +341,19 @@ RocksStore::Impl::~Impl() {
 
 // ---- group commit ----------------------------------------------------------------
 
-Status RocksStore::Impl::write(std::function<Status(Txn&)> fn) {
+Status RocksStore::Impl::write(std::function<Status(Txn&)> fn, WriteLane lane) {
   PendingWrite op;
   op.run = std::move(fn);
   std::unique_lock lock(mu);
   if (stopping) return error(Code::unavailable, "store is shutting down");
+  if (lane.group) {
+    // A predecessor that never comes (its client died) must not block for ever.
+    bool turn = order_cv.wait_for(lock, std::chrono::seconds(60), [&] { return order_next[lane.group] == lane.seq; });
+    if (!turn) return error(Code::unavailable, "ordered write " + std::to_string(lane.seq) + " waited too long for its turn");
+    order_next[lane.group] = lane.seq + 1;
+    if (order_next.size() > 4096) order_next.erase(order_next.begin());  // lanes of long-gone clients
+    order_cv.notify_all();
+  }
   queue.push_back(&op);
   queued_cv.notify_one();
   done_cv.wait(lock, [&] { return op.done; });

@@ -260,6 +260,39 @@ TEST_F(RocksStoreTest, DeliverBatchKeepsOrderAndFailsWhole) {
   EXPECT_EQ(store_->deliver_batch(bad).code(), Code::invalid);
 }
 
+TEST_F(RocksStoreTest, DeliverBatchLaneKeepsOrderOfBatchesInFlight) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  auto batch = [&](const std::string& content, uint64_t seq) {
+    DeliverBatchReq b;
+    DeliverReq m;
+    m.content = content;
+    m.targets = {DeliveryTarget{joe.id}};
+    b.messages = {m};
+    b.order_group = 77;
+    b.order_seq = seq;
+    return b;
+  };
+  // The second batch arrives first: it waits for the first one's turn.
+  Uid second_uid = 0;
+  std::thread late([&] {
+    auto r = store_->deliver_batch(batch("second", 1));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    second_uid = r->messages[0].results[0].uid;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto first = store_->deliver_batch(batch("first", 0));
+  late.join();
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_EQ(first->messages[0].results[0].uid, 1u);
+  EXPECT_EQ(second_uid, 2u);
+  // A bad batch still takes its turn: the next one goes on.
+  DeliverBatchReq bad = batch("x", 2);
+  bad.messages[0].targets.clear();
+  EXPECT_EQ(store_->deliver_batch(bad).code(), Code::invalid);
+  EXPECT_TRUE(store_->deliver_batch(batch("third", 3)).is_ok());
+}
+
 TEST_F(RocksStoreTest, MailboxHierarchy) {
   ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
   auto joe = add_account("joe@example.com");

@@ -39,7 +39,7 @@ std::string_view kind_name(SourceKind k) {
 
 namespace {
 
-constexpr size_t kQueueBytes = 8u << 20;  // read but not yet stored: bounds memory
+constexpr size_t kQueueBytes = 12u << 20;  // read but not yet stored: bounds memory
 // One store transaction (one fsync) holds up to this much; the next batch is
 // prepared while it commits.
 constexpr size_t kBatchBytes = 4u << 20;
@@ -382,19 +382,23 @@ struct Importer::Impl {
   mutable std::mutex mu;
   std::condition_variable work_cv, space_cv, idle_cv, commit_cv;
   // Readers push tasks; workers turn them into Prepared entries in parallel;
-  // one committer stores them in reading order, so UIDs follow the source.
+  // two committers store them in reading order, so UIDs follow the source.
   std::deque<Task> queue;
   std::map<uint64_t, Prepared> ready;  // by seq, waiting for their turn
   uint64_t next_seq = 0;               // the next task's number
   uint64_t commit_seq = 0;             // the next number to store
   size_t queued_bytes = 0;             // of messages read and not yet stored
+  size_t preparing = 0;           // tasks the workers hold
+  bool producer_waiting = false;  // the reader waits for memory to be freed
   bool stopping = false;
   bool committer_stop = false;
   Status failure;
   ImportStats stats;
   std::map<std::string, std::unique_ptr<MailboxState>> mailboxes;
   std::vector<std::thread> workers;
-  std::thread committer;
+  std::thread committers[2];
+  uint64_t lane = 0;        // our ordered lane in the store
+  uint64_t next_batch = 0;  // its next sequence number
   uint64_t bytes_before = 0;  // input consumed by finished sources
 
   Impl(store::Store& s, store::AccountInfo a, ImportOptions o) : store(s), account(std::move(a)), options(std::move(o)) {}
@@ -505,14 +509,22 @@ struct Importer::Impl {
     if (!workers.empty()) return;
     unsigned n = std::max(1u, options.jobs);
     for (unsigned i = 0; i < n; ++i) workers.emplace_back([this] { work(); });
-    committer = std::thread([this] { commit_loop(); });
+    for (auto& c : committers) c = std::thread([this] { commit_loop(); });
   }
 
   // Queues one message read from a source; waits while too much is in memory.
   void push(MailboxState* mb, SourceMessage m) {
     std::unique_lock lock(mu);
     size_t size = m.content.size();
-    space_cv.wait(lock, [&] { return queued_bytes == 0 || queued_bytes + size <= kQueueBytes || !failure.is_ok(); });
+    auto room = [&] { return queued_bytes == 0 || queued_bytes + size <= kQueueBytes || !failure.is_ok(); };
+    if (!room()) {
+      producer_waiting = true;
+      lock.unlock();
+      commit_cv.notify_one();
+      lock.lock();
+      space_cv.wait(lock, room);
+      producer_waiting = false;
+    }
     queued_bytes += size;
     queue.push_back({next_seq++, mb, std::move(m)});
     lock.unlock();
@@ -528,11 +540,13 @@ struct Importer::Impl {
         if (queue.empty()) return;
         task = std::move(queue.front());
         queue.pop_front();
+        ++preparing;
       }
       Prepared p = prepare(task);
       {
         std::lock_guard lock(mu);
         ready.emplace(task.seq, std::move(p));
+        --preparing;
       }
       commit_cv.notify_one();
     }
@@ -553,6 +567,13 @@ struct Importer::Impl {
     p.req.content = to_crlf(m.content);
     m.content = std::string();
     p.hash = hash_of(p.req.content);
+    {
+      std::lock_guard lock(mu);  // already stored: the committer counts it, no need to parse it
+      if (p.mailbox->hashes.count(p.hash)) {
+        p.req.content = std::string();
+        return p;
+      }
+    }
     p.req.internal_date = m.internal_date ? m.internal_date : date_from_headers(p.req.content);
     p.req.summary = mime::summarize(p.req.content);
     store::DeliveryTarget target;
@@ -570,60 +591,71 @@ struct Importer::Impl {
     if (failure.is_ok()) failure = st;
   }
 
-  // Stores prepared messages in reading order, a batch per transaction.
+  // Whether to store now (under mu): a full batch is ready in order, or
+  // waiting cannot make it fuller (workers idle, reader blocked on memory, end).
+  bool batch_due() const {
+    if (!ready.count(commit_seq)) return false;
+    if (committer_stop || producer_waiting || (queue.empty() && preparing == 0)) return true;
+    size_t n = 0, bytes = 0;
+    for (auto it = ready.find(commit_seq); it != ready.end() && it->first == commit_seq + n; ++it, ++n) {
+      bytes += it->second.queued;
+      if (n + 1 >= kBatchMessages || bytes >= kBatchBytes) return true;
+    }
+    return false;
+  }
+
+  // Stores prepared messages in reading order, a batch per transaction. Two
+  // of these run, so one batch travels while the store commits the other; the
+  // store's ordered lane keeps the batches (and so the UIDs) in order.
   void commit_loop() {
     for (;;) {
+      size_t bytes = 0;
       std::vector<Prepared> batch;
+      store::DeliverBatchReq req;
       {
         std::unique_lock lock(mu);
-        commit_cv.wait(lock, [&] { return ready.count(commit_seq) || (committer_stop && ready.empty()); });
+        commit_cv.wait(lock, [&] { return batch_due() || (committer_stop && ready.empty()); });
         if (!ready.count(commit_seq)) return;
-        size_t bytes = 0;
         for (auto it = ready.find(commit_seq); it != ready.end() && it->first == commit_seq;
              it = ready.find(commit_seq)) {
           if (!batch.empty() && (batch.size() >= kBatchMessages || bytes + it->second.queued > kBatchBytes)) break;
           bytes += it->second.queued;
-          batch.push_back(std::move(it->second));
+          Prepared p = std::move(it->second);
           ready.erase(it);
           ++commit_seq;
+          // Duplicates (of stored messages or earlier in the source) are left
+          // out here, in reading order: the first copy is kept.
+          if (p.dropped || !failure.is_ok()) continue;
+          if (!p.mailbox->hashes.insert(p.hash).second) {
+            ++stats.duplicates;
+            ++stats.mailboxes[p.mailbox->counts].duplicates;
+            continue;
+          }
+          req.messages.push_back(std::move(p.req));
+          batch.push_back(std::move(p));
+        }
+        if (!req.messages.empty()) {
+          req.order_group = lane;
+          req.order_seq = next_batch++;
         }
       }
-      store_batch(batch);
+      if (!req.messages.empty()) store_batch(batch, req);
       {
         std::lock_guard lock(mu);
-        for (const auto& p : batch) queued_bytes -= p.queued;
+        queued_bytes -= bytes;
       }
       space_cv.notify_all();
       idle_cv.notify_all();
     }
   }
 
-  void store_batch(std::vector<Prepared>& batch) {
-    // Duplicates (of stored messages or earlier in the source) are left out;
-    // the first one read is kept.
-    store::DeliverBatchReq req;
-    std::vector<Prepared*> sent;
-    {
-      std::lock_guard lock(mu);
-      for (auto& p : batch) {
-        if (p.dropped || !failure.is_ok()) continue;
-        if (!p.mailbox->hashes.insert(p.hash).second) {
-          ++stats.duplicates;
-          ++stats.mailboxes[p.mailbox->counts].duplicates;
-          continue;
-        }
-        sent.push_back(&p);
-      }
-    }
-    if (sent.empty()) return;
-    req.messages.reserve(sent.size());
-    for (auto* p : sent) req.messages.push_back(std::move(p->req));
+  void store_batch(std::vector<Prepared>& batch, store::DeliverBatchReq& req) {
     auto r = store.deliver_batch(req);
     std::vector<std::pair<MailboxState*, std::vector<std::pair<store::Uid, Hash>>>> records;
     {
       std::lock_guard lock(mu);
-      for (size_t i = 0; i < sent.size(); ++i) {
-        Prepared& p = *sent[i];
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Prepared& p = batch[i];
         MailboxState& mb = *p.mailbox;
         const store::DeliverReq& m = req.messages[i];
         Status st = r ? Status() : r.status();
@@ -672,7 +704,8 @@ struct Importer::Impl {
       committer_stop = true;  // only now: every task read has been prepared
     }
     commit_cv.notify_all();
-    if (committer.joinable()) committer.join();
+    for (auto& c : committers)
+      if (c.joinable()) c.join();
     std::lock_guard lock(mu);
     stopping = false;
     committer_stop = false;
@@ -682,6 +715,7 @@ struct Importer::Impl {
 Importer::Importer(store::Store& store, store::AccountInfo account, ImportOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(account), std::move(options))) {
   if (sodium_init() < 0) impl_->failure = error(Code::internal, "libsodium failed to initialise");
+  while (!impl_->lane) randombytes_buf(&impl_->lane, sizeof impl_->lane);
 }
 
 Importer::~Importer() {
