@@ -379,26 +379,9 @@ void Session::for_each_summary(const std::vector<size_t>& idx,
 void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   if (!p.space()) return bad("SEARCH needs keys");
-  bool esearch = false, r_min = false, r_max = false, r_all = false, r_count = false, r_save = false;
-  if (p.consume_ci("RETURN ")) {
-    esearch = true;
-    if (!p.consume('(')) return bad("bad RETURN options");
-    while (!p.consume(')')) {
-      auto a = p.atom();
-      if (!a) return bad("bad RETURN options");
-      std::string u = upper(*a);
-      if (u == "MIN") r_min = true;
-      else if (u == "MAX") r_max = true;
-      else if (u == "ALL") r_all = true;
-      else if (u == "COUNT") r_count = true;
-      else if (u == "SAVE") r_save = true;
-      else return bad("unknown RETURN option " + *a);
-      p.space();
-    }
-    if (!r_min && !r_max && !r_count && !r_save) r_all = true;
-    if (!r_min && !r_max && !r_count && !r_all && r_save) {}
-    if (!p.space()) return bad("SEARCH needs keys");
-  }
+  ReturnOptions ret;
+  if (auto why = parse_return_options(p, ret)) return bad(*why);
+  if (ret.given && !p.space()) return bad("SEARCH needs keys");
   if (p.consume_ci("CHARSET ")) {
     auto cs = p.astring();
     if (!cs) return bad("bad CHARSET");
@@ -422,12 +405,12 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
     hits_modseq.push_back(sel_->msgs[i].modseq);
     max_modseq = std::max(max_modseq, sel_->msgs[i].modseq);
   }
-  if (r_save) {
-    if (r_min || r_max) {
+  if (ret.save) {
+    if (ret.min || ret.max) {
       std::vector<store::Uid> s;
       if (!hits_uid.empty()) {
-        if (r_min) s.push_back(hits_uid.front());
-        if (r_max) s.push_back(hits_uid.back());
+        if (ret.min) s.push_back(hits_uid.front());
+        if (ret.max) s.push_back(hits_uid.back());
       }
       sel_->saved = s;
     } else {
@@ -435,28 +418,28 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
     }
     std::sort(sel_->saved.begin(), sel_->saved.end());
   }
-  if (esearch || rev2_) {
-    if (!esearch) r_all = true;
+  if (ret.given || rev2_) {
+    if (!ret.given) ret.all = true;
     std::string line = "* ESEARCH (TAG ";
     mime::append_imap_string(line, tag);
     line += ")";
     if (uid) line += " UID";
     if (!hits.empty()) {
-      if (r_min) line += " MIN " + std::to_string(hits.front());
-      if (r_max) line += " MAX " + std::to_string(hits.back());
-      if (r_all) line += " ALL " + uid_set_string(std::vector<store::Uid>(hits.begin(), hits.end()));
+      if (ret.min) line += " MIN " + std::to_string(hits.front());
+      if (ret.max) line += " MAX " + std::to_string(hits.back());
+      if (ret.all) line += " ALL " + uid_set_string(std::vector<store::Uid>(hits.begin(), hits.end()));
     }
-    if (r_count) line += " COUNT " + std::to_string(hits.size());
+    if (ret.count) line += " COUNT " + std::to_string(hits.size());
     if (modseq && !hits.empty()) {
       // The highest modseq of what is returned (RFC 7162 3.1.5): with only
       // MIN and/or MAX, of those messages alone.
       store::ModSeq returned = max_modseq;
-      if (!r_all && !r_count && (r_min || r_max))
-        returned = std::max(r_min ? hits_modseq.front() : 0, r_max ? hits_modseq.back() : 0);
+      if (!ret.all && !ret.count && (ret.min || ret.max))
+        returned = std::max(ret.min ? hits_modseq.front() : 0, ret.max ? hits_modseq.back() : 0);
       line += " MODSEQ " + std::to_string(returned);
     }
-    if (!(r_save && !r_min && !r_max && !r_count && !r_all)) out += line + "\r\n";
-    else if (!esearch) out += line + "\r\n";
+    if (!(ret.save && !ret.min && !ret.max && !ret.count && !ret.all)) out += line + "\r\n";
+    else if (!ret.given) out += line + "\r\n";
   } else {
     out += "* SEARCH";
     for (auto h : hits) out += " " + std::to_string(h);

@@ -70,25 +70,9 @@ int compare(const Row& a, const Row& b, SortKey key) {
 void Session::cmd_sort(const std::string& tag, Parser& p, std::string& out, bool uid) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   if (!p.space()) return bad("SORT needs sort criteria");
-  bool esort = false, r_min = false, r_max = false, r_all = false, r_count = false, r_save = false;
-  if (p.consume_ci("RETURN ")) {
-    esort = true;
-    if (!p.consume('(')) return bad("bad RETURN options");
-    while (!p.consume(')')) {
-      auto a = p.atom();
-      if (!a) return bad("bad RETURN options");
-      std::string u = upper(*a);
-      if (u == "MIN") r_min = true;
-      else if (u == "MAX") r_max = true;
-      else if (u == "ALL") r_all = true;
-      else if (u == "COUNT") r_count = true;
-      else if (u == "SAVE") r_save = true;
-      else return bad("unknown RETURN option " + *a);
-      if (p.peek() != ')' && !p.space()) return bad("bad RETURN options");
-    }
-    if (!r_min && !r_max && !r_count && !r_save) r_all = true;
-    if (!p.space()) return bad("SORT needs sort criteria");
-  }
+  ReturnOptions ret;
+  if (auto why = parse_return_options(p, ret)) return bad(*why);
+  if (ret.given && !p.space()) return bad("SORT needs sort criteria");
   std::vector<Criterion> crit;
   if (!p.consume('(')) return bad("SORT needs a parenthesised list of sort criteria");
   while (true) {
@@ -180,37 +164,37 @@ void Session::cmd_sort(const std::string& tag, Parser& p, std::string& out, bool
     max_modseq = std::max(max_modseq, m.modseq);
   }
   auto modseq_of = [&](size_t k) { return sel_->msgs[rows[k].index].modseq; };
-  if (r_save) {
+  if (ret.save) {
     sel_->saved.clear();
     if (!rows.empty()) {
-      if (r_min) sel_->saved.push_back(sel_->msgs[rows.front().index].uid);
-      if (r_max) sel_->saved.push_back(sel_->msgs[rows.back().index].uid);
-      if (!r_min && !r_max)
+      if (ret.min) sel_->saved.push_back(sel_->msgs[rows.front().index].uid);
+      if (ret.max) sel_->saved.push_back(sel_->msgs[rows.back().index].uid);
+      if (!ret.min && !ret.max)
         for (const auto& r : rows) sel_->saved.push_back(sel_->msgs[r.index].uid);
     }
     std::sort(sel_->saved.begin(), sel_->saved.end());
     sel_->saved.erase(std::unique(sel_->saved.begin(), sel_->saved.end()), sel_->saved.end());
   }
-  if (esort) {
+  if (ret.given) {
     // RFC 5267 3.2: MIN and MAX are the first and last in sort order.
     std::string line = "* ESEARCH (TAG ";
     mime::append_imap_string(line, tag);
     line += ")";
     if (uid) line += " UID";
     if (!nums.empty()) {
-      if (r_min) line += " MIN " + std::to_string(nums.front());
-      if (r_max) line += " MAX " + std::to_string(nums.back());
-      if (r_all) line += " ALL " + ordered_set_string(nums);
+      if (ret.min) line += " MIN " + std::to_string(nums.front());
+      if (ret.max) line += " MAX " + std::to_string(nums.back());
+      if (ret.all) line += " ALL " + ordered_set_string(nums);
     }
-    if (r_count) line += " COUNT " + std::to_string(nums.size());
+    if (ret.count) line += " COUNT " + std::to_string(nums.size());
     if (found->uses_modseq && !nums.empty()) {
       store::ModSeq returned = max_modseq;
-      if (!r_all && !r_count && (r_min || r_max))
-        returned = std::max(r_min ? modseq_of(0) : 0, r_max ? modseq_of(rows.size() - 1) : 0);
+      if (!ret.all && !ret.count && (ret.min || ret.max))
+        returned = std::max(ret.min ? modseq_of(0) : 0, ret.max ? modseq_of(rows.size() - 1) : 0);
       line += " MODSEQ " + std::to_string(returned);
     }
     // SAVE alone answers nothing (RFC 5182 2.1).
-    if (r_min || r_max || r_all || r_count) out += line + "\r\n";
+    if (ret.min || ret.max || ret.all || ret.count) out += line + "\r\n";
   } else {
     out += "* SORT";
     for (auto n : nums) out += " " + std::to_string(n);

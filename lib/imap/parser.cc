@@ -322,4 +322,25 @@ std::string_view Parser::rest() const {
   return r;
 }
 
+std::optional<std::string> parse_return_options(Parser& p, ReturnOptions& r) {
+  if (!p.consume_ci("RETURN ")) return std::nullopt;
+  r.given = true;
+  if (!p.consume('(')) return "bad RETURN options";
+  while (!p.consume(')')) {
+    auto a = p.atom();
+    if (!a) return "bad RETURN options";
+    std::string u(*a);
+    for (auto& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (u == "MIN") r.min = true;
+    else if (u == "MAX") r.max = true;
+    else if (u == "ALL") r.all = true;
+    else if (u == "COUNT") r.count = true;
+    else if (u == "SAVE") r.save = true;
+    else return "unknown RETURN option " + std::string(*a);
+    if (p.peek() != ')' && !p.space()) return "bad RETURN options";
+  }
+  if (!r.min && !r.max && !r.count && !r.save) r.all = true;
+  return std::nullopt;
+}
+
 }  // namespace mail::imap

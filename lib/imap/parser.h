@@ -83,4 +83,13 @@ class Parser {
 
 bool is_atom_char(char c);
 
+// The RETURN (...) options of ESEARCH (RFC 4731) and ESORT (RFC 5267).
+struct ReturnOptions {
+  bool given = false;  // RETURN was there: answer with ESEARCH
+  bool min = false, max = false, all = false, count = false, save = false;
+};
+// Reads "RETURN (...) " when it comes next; returns why not for BAD.
+// RETURN () means ALL.
+std::optional<std::string> parse_return_options(Parser& p, ReturnOptions& r);
+
 }  // namespace mail::imap

@@ -106,5 +106,26 @@ TEST(ImapDates, InternalDateRoundTrip) {
   EXPECT_FALSE(parse_search_date("1-Feb-94x"));
 }
 
+TEST(ParseReturnOptions, EsearchAndEsortOptions) {
+  ReturnOptions r;
+  Parser none("ALL");
+  EXPECT_FALSE(parse_return_options(none, r));
+  EXPECT_FALSE(r.given);
+  Parser some("RETURN (min COUNT save) ALL");
+  ReturnOptions s;
+  EXPECT_FALSE(parse_return_options(some, s));
+  EXPECT_TRUE(s.given && s.min && s.count && s.save);
+  EXPECT_FALSE(s.all || s.max);
+  Parser empty("RETURN () ALL");
+  ReturnOptions e;
+  EXPECT_FALSE(parse_return_options(empty, e));
+  EXPECT_TRUE(e.all);  // RETURN () means ALL
+  Parser unknown("RETURN (PARTIAL 1:5) ALL");
+  ReturnOptions u;
+  EXPECT_EQ(parse_return_options(unknown, u).value_or(""), "unknown RETURN option PARTIAL");
+  Parser glued("RETURN (MINMAX) ALL");
+  EXPECT_TRUE(parse_return_options(glued, u).has_value());
+}
+
 }  // namespace
 }  // namespace mail::imap
