@@ -48,6 +48,39 @@ ArcResult failed(ArcResult r, std::string why) {
   return r;
 }
 
+// The message's ARC fields by instance. Strict (validation): a field without
+// a valid i=, more than 50 sets or a field twice in one set is an error.
+// Otherwise (sealing) such fields are passed over.
+Result<std::map<int, ArcSet>> gather_sets(const MailMessage& msg, bool strict) {
+  std::map<int, ArcSet> sets;
+  for (const auto& h : msg.headers()) {
+    bool seal = header_name_equal(h.name, "ARC-Seal");
+    bool sig = header_name_equal(h.name, "ARC-Message-Signature");
+    bool aar = header_name_equal(h.name, "ARC-Authentication-Results");
+    if (!seal && !sig && !aar) continue;
+    int i = 0;
+    std::string why;
+    if (aar) {
+      if (!aar_instance(header_value(h), i)) why = "ARC-Authentication-Results without a valid i=";
+    } else {
+      auto tags = parse_tag_list(header_value(h));
+      const Tag* t = tags ? tags->find("i") : nullptr;
+      if (!tags) why = std::string(h.name) + ": " + tags.status().message();
+      else if (!t || !parse_instance(t->value, i)) why = std::string(h.name) + " without a valid i=";
+    }
+    if (why.empty() && strict && i > kMaxInstances) why = "more than 50 ARC sets";
+    if (!why.empty()) {
+      if (strict) return error(Code::invalid, why);
+      continue;
+    }
+    ArcSet& set = sets[i];
+    const HeaderField*& slot = seal ? set.seal : sig ? set.signature : set.results;
+    if (slot && strict) return error(Code::invalid, "two " + std::string(h.name) + " fields with i=" + std::to_string(i));
+    slot = &h;
+  }
+  return sets;
+}
+
 }  // namespace
 
 std::string_view arc_status_name(ArcStatus s) {
@@ -61,27 +94,9 @@ std::string_view arc_status_name(ArcStatus s) {
 
 ArcResult arc_validate(const MailMessage& msg, Resolver& resolver, const DkimVerifyOptions& options) {
   ArcResult r;
-  std::map<int, ArcSet> sets;
-  for (const auto& h : msg.headers()) {
-    bool seal = header_name_equal(h.name, "ARC-Seal");
-    bool sig = header_name_equal(h.name, "ARC-Message-Signature");
-    bool aar = header_name_equal(h.name, "ARC-Authentication-Results");
-    if (!seal && !sig && !aar) continue;
-    int i = 0;
-    if (aar) {
-      if (!aar_instance(header_value(h), i)) return failed(r, "ARC-Authentication-Results without a valid i=");
-    } else {
-      auto tags = parse_tag_list(header_value(h));
-      if (!tags) return failed(r, std::string(h.name) + ": " + tags.status().message());
-      const Tag* t = tags->find("i");
-      if (!t || !parse_instance(t->value, i)) return failed(r, std::string(h.name) + " without a valid i=");
-    }
-    if (i > kMaxInstances) return failed(r, "more than 50 ARC sets");
-    ArcSet& set = sets[i];
-    const HeaderField*& slot = seal ? set.seal : sig ? set.signature : set.results;
-    if (slot) return failed(r, "two " + std::string(h.name) + " fields with i=" + std::to_string(i));
-    slot = &h;
-  }
+  auto gathered = gather_sets(msg, /*strict=*/true);
+  if (!gathered) return failed(r, gathered.status().message());
+  std::map<int, ArcSet>& sets = *gathered;
   if (sets.empty()) return r;
   int n = sets.rbegin()->first;
   r.instances = n;
@@ -210,23 +225,7 @@ Result<std::string> arc_seal(const MailMessage& msg, const DkimKey& key, const A
   }
 
   // The sets already there.
-  std::map<int, ArcSet> sets;
-  for (const auto& h : msg.headers()) {
-    bool seal = header_name_equal(h.name, "ARC-Seal");
-    bool sig = header_name_equal(h.name, "ARC-Message-Signature");
-    bool aar = header_name_equal(h.name, "ARC-Authentication-Results");
-    if (!seal && !sig && !aar) continue;
-    int i = 0;
-    if (aar) {
-      if (!aar_instance(header_value(h), i)) continue;
-    } else {
-      auto tags = parse_tag_list(header_value(h));
-      const Tag* t = tags ? tags->find("i") : nullptr;
-      if (!t || !parse_instance(t->value, i)) continue;
-    }
-    ArcSet& set = sets[i];
-    (seal ? set.seal : sig ? set.signature : set.results) = &h;
-  }
+  std::map<int, ArcSet> sets = std::move(gather_sets(msg, /*strict=*/false)).value();
   int instance = sets.empty() ? 1 : sets.rbegin()->first + 1;
   // A chain a sealer already marked failed gets no further sets (RFC 8617 5.1.1).
   if (!sets.empty() && sets.rbegin()->second.seal) {
