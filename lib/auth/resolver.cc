@@ -140,7 +140,7 @@ Status StubResolver::load_zone(std::string_view text) {
 }
 
 Result<std::vector<std::string>> StubResolver::lookup(std::string_view name, DnsType type) {
-  ++lookups_;
+  std::atomic_ref<size_t>(lookups_).fetch_add(1, std::memory_order_relaxed);
   std::string key = dns_name_key(name);
   bool timeout = failing_.count(key) || failing_types_.count({key, type});
   for (const auto& prefix : failing_prefixes_) timeout = timeout || key.compare(0, prefix.size(), prefix) == 0;

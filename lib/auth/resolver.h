@@ -93,7 +93,7 @@ class StubResolver : public Resolver {
   std::set<std::string> failing_;
   std::set<std::pair<std::string, DnsType>> failing_types_;
   std::vector<std::string> failing_prefixes_;
-  size_t lookups_ = 0;
+  size_t lookups_ = 0;  // counted atomically: lookups may come from several threads
 };
 
 // Lower case, without a trailing dot: how names are compared.

@@ -5,6 +5,7 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 #include "auth/psl.h"
@@ -541,15 +543,24 @@ std::vector<Hit> RuleSet::evaluate(const Analysis& a, const BayesResult& bayes, 
     }
     for (const auto& z : uribl_)
       for (const auto& d : domains) queries.emplace_back(d + "." + z, zone_rule_name("URI_IN_", z));
+    // What the cache does not know is asked all at once (the resolver is
+    // thread-safe): a message waits for its slowest lookup, not their sum.
+    std::vector<std::optional<bool>> answers(queries.size());
+    std::vector<size_t> ask;
+    for (size_t i = 0; i < queries.size(); ++i)
+      if (!(answers[i] = dns_cache_->get(queries[i].first))) ask.push_back(i);
+    std::atomic<size_t> next{0};
+    auto asker = [this, &queries, &answers, &ask, &next] {
+      for (size_t k; (k = next++) < ask.size();) answers[ask[k]] = listed(*resolver_, queries[ask[k]].first);
+    };
+    std::vector<std::thread> askers;
+    for (size_t t = 1; t < std::min<size_t>(ask.size(), 8); ++t) askers.emplace_back(asker);
+    asker();
+    for (auto& t : askers) t.join();
     std::set<std::string> fired;
-    for (const auto& q : queries) {
-      if (fired.count(q.second)) continue;  // one listing per zone is enough
-      std::optional<bool> answer = dns_cache_->get(q.first);
-      if (!answer) {
-        answer = listed(*resolver_, q.first);
-        if (answer) dns_cache_->put(q.first, *answer);
-      }
-      if (answer.value_or(false) && fired.insert(q.second).second) hit(q.second);
+    for (size_t i = 0; i < queries.size(); ++i) {
+      if (answers[i] && !dns_cache_->get(queries[i].first)) dns_cache_->put(queries[i].first, *answers[i]);
+      if (answers[i].value_or(false) && fired.insert(queries[i].second).second) hit(queries[i].second);  // once per zone
     }
   }
   return hits;
