@@ -85,8 +85,6 @@ class Tokens {
   bool& truncated_;
 };
 
-std::string first(const std::vector<std::string>& v) { return v.empty() ? std::string() : v.front(); }
-
 void add_host_tokens(Tokens& tokens, std::string_view host, std::string_view prefix) {
   if (host.empty()) return;
   // The host and each parent domain down to two labels: "a.b.example.com"
