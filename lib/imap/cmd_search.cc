@@ -376,6 +376,26 @@ void Session::for_each_summary(const std::vector<size_t>& idx,
   }
 }
 
+std::optional<Session::SearchHits> Session::charset_and_search_keys(const std::string& tag, Parser& p, std::string& out,
+                                                          const std::string& command) {
+  auto bad = [&](const std::string& why) {
+    out += tag + " BAD " + why + "\r\n";
+    return std::nullopt;
+  };
+  if (!p.space()) return bad(command + " needs a charset");
+  auto cs = p.astring();
+  if (!cs) return bad(command + " needs a charset");
+  if (!known_charset(*cs)) {
+    out += tag + " NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n";
+    return std::nullopt;
+  }
+  if (!p.space()) return bad(command + " needs search keys");
+  auto found = search_keys(p);
+  if (!found) return bad(p.error());
+  if (found->uses_modseq) enable_condstore(out);
+  return found;
+}
+
 void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   if (!p.space()) return bad("SEARCH needs keys");

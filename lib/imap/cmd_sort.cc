@@ -90,17 +90,8 @@ void Session::cmd_sort(const std::string& tag, Parser& p, std::string& out, bool
     if (p.consume(')')) break;
     if (!p.space()) return bad("bad sort criteria");
   }
-  if (!p.space()) return bad("SORT needs a charset");
-  auto cs = p.astring();
-  if (!cs) return bad("SORT needs a charset");
-  if (!known_charset(*cs)) {
-    out += tag + " NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n";
-    return;
-  }
-  if (!p.space()) return bad("SORT needs search keys");
-  auto found = search_keys(p);
-  if (!found) return bad(p.error());
-  if (found->uses_modseq) enable_condstore(out);
+  auto found = charset_and_search_keys(tag, p, out, "SORT");
+  if (!found) return;
 
   bool need_summary = std::any_of(crit.begin(), crit.end(), [](const Criterion& c) {
     return c.key != SortKey::arrival && c.key != SortKey::size;

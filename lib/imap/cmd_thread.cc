@@ -299,17 +299,8 @@ void Session::cmd_thread(const std::string& tag, Parser& p, std::string& out, bo
   if (!p.space() || !(alg = p.atom())) return bad("THREAD needs an algorithm");
   std::string a = upper(*alg);
   if (a != "REFERENCES" && a != "ORDEREDSUBJECT") return bad("unknown threading algorithm " + *alg);
-  if (!p.space()) return bad("THREAD needs a charset");
-  auto cs = p.astring();
-  if (!cs) return bad("THREAD needs a charset");
-  if (!known_charset(*cs)) {
-    out += tag + " NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n";
-    return;
-  }
-  if (!p.space()) return bad("THREAD needs search keys");
-  auto found = search_keys(p);
-  if (!found) return bad(p.error());
-  if (found->uses_modseq) enable_condstore(out);
+  auto found = charset_and_search_keys(tag, p, out, "THREAD");
+  if (!found) return;
 
   std::vector<Msg> msgs(found->hits.size());
   size_t k = 0;

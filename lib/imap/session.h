@@ -157,6 +157,10 @@ class Session {
     bool uses_modseq = false;
   };
   std::optional<SearchHits> search_keys(Parser& p);
+  // SORT's and THREAD's "SP charset SP search-keys" (RFC 5256): the hits, or
+  // nullopt once BAD or NO [BADCHARSET] is in `out`.
+  std::optional<SearchHits> charset_and_search_keys(const std::string& tag, Parser& p, std::string& out,
+                                                    const std::string& command);
   // Calls `fn(index, summary)` for the messages at `idx`, in order, reading the
   // stored summaries a chunk per store request (parsing a message that has none).
   static constexpr size_t kSummaryChunk = 512;  // bounds the size of one reply
