@@ -208,14 +208,27 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     return bad(p.error());
   }
   uint64_t changed_since = 0;
-  bool has_changed_since = false;
+  bool has_changed_since = false, vanished = false;
   if (p.space()) {
-    if (!p.consume('(') || !p.consume_ci("CHANGEDSINCE") || !p.space()) return bad("bad FETCH modifier");
-    auto n = p.number();
-    if (!n || !p.consume(')')) return bad("bad CHANGEDSINCE");
-    changed_since = *n;
-    has_changed_since = true;
-    enable_condstore(out);
+    if (!p.consume('(')) return bad("bad FETCH modifier");
+    do {
+      auto a = p.atom();
+      std::string m = a ? upper(*a) : "";
+      if (m == "CHANGEDSINCE") {
+        auto n = p.space() ? p.number() : std::nullopt;
+        if (!n) return bad("bad CHANGEDSINCE");
+        changed_since = *n;
+        has_changed_since = true;
+      } else if (m == "VANISHED") {
+        vanished = true;
+      } else {
+        return bad("bad FETCH modifier");
+      }
+    } while (p.space());
+    if (!p.consume(')')) return bad("bad FETCH modifier");
+    // RFC 7162 3.2.6: only UID FETCH, with CHANGEDSINCE, after ENABLE QRESYNC.
+    if (vanished && (!uid || !has_changed_since || !qresync_)) return bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled");
+    if (has_changed_since) enable_condstore(out);
   }
   if (!p.at_end()) return bad("trailing characters");
   if (items.empty()) return bad("no FETCH items");
@@ -253,6 +266,10 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
         out += tag + " BAD invalid message sequence number\r\n";
         return;
       }
+  if (vanished && !set->saved) {
+    auto gone = expunged_since(changed_since, &*set);
+    if (!gone.empty()) out += "* VANISHED (EARLIER) " + uid_set_string(gone) + "\r\n";
+  }
   std::vector<size_t> idx = resolve(*set, uid);
   if (has_changed_since)
     idx.erase(std::remove_if(idx.begin(), idx.end(), [&](size_t i) { return sel_->msgs[i].modseq <= changed_since; }),

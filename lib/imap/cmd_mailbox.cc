@@ -73,6 +73,7 @@ void Session::cmd_select(const std::string& tag, Parser& p, std::string& out, bo
     return;
   }
   bool want_condstore = false;
+  std::optional<QresyncParams> qr;
   if (p.space()) {
     if (!p.consume('(')) {
       out += tag + " BAD bad SELECT parameters\r\n";
@@ -84,8 +85,19 @@ void Session::cmd_select(const std::string& tag, Parser& p, std::string& out, bo
         out += tag + " BAD bad SELECT parameters\r\n";
         return;
       }
-      if (upper(*a) == "CONDSTORE") want_condstore = true;
-      else {
+      std::string u = upper(*a);
+      if (u == "CONDSTORE") {
+        want_condstore = true;
+      } else if (u == "QRESYNC") {
+        if (!qresync_) {
+          out += tag + " BAD QRESYNC is not enabled\r\n";
+          return;
+        }
+        if (!p.space() || !(qr = parse_qresync_params(p))) {
+          out += tag + " BAD bad QRESYNC parameters\r\n";
+          return;
+        }
+      } else {
         out += tag + " BAD unknown SELECT parameter\r\n";
         return;
       }
@@ -154,6 +166,7 @@ void Session::cmd_select(const std::string& tag, Parser& p, std::string& out, bo
   }
   sel_ = std::move(s);
   state_ = State::selected;
+  if (qr && qr->uidvalidity == sel_->info.uidvalidity) qresync_select(*qr, out);
   out += tag + (examine ? " OK [READ-ONLY] EXAMINE completed\r\n" : " OK [READ-WRITE] SELECT completed\r\n");
 }
 

@@ -171,9 +171,10 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   std::optional<std::string> name;
   if (!p.space() || !(name = p.astring()) || !p.space()) return bad("APPEND needs a mailbox and a message");
-  auto mb = env_.store->mailbox_get({account_.id, mailbox_from_imap(*name)});
-  std::vector<std::string> uids;
-  uint32_t uidvalidity = 0;
+  // MULTIAPPEND (RFC 3502): every message is parsed first, then all are stored
+  // in one transaction, or none.
+  store::DeliverBatchReq batch;
+  batch.all_or_nothing = true;
   bool first = true;
   while (first || p.space()) {
     first = false;
@@ -201,19 +202,8 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
       msg = p.literal();
     }
     if (!msg) return bad(p.error());
-    if (!mb) {
-      out += tag;
-      out += mb.code() == Code::not_found ? " NO [TRYCREATE] no such mailbox" : ' ' + no_for(mb.status());
-      out += "\r\n";
-      return;
-    }
-    if (msg->empty()) {
-      out += tag + " NO empty message\r\n";
-      return;
-    }
     store::DeliveryTarget target;
     target.account = account_.id;
-    target.mailbox = mb->id;
     for (const auto& f : flags) {
       uint32_t bit;
       if (!flag_bit(f, &bit)) {
@@ -223,30 +213,46 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
       if (bit) target.flags |= bit;
       else target.keywords.push_back(f);
     }
-    store::DeliverReq req;
-    req.summary = mime::summarize(*msg);
+    auto& req = batch.messages.emplace_back();
+    req.summary = msg->empty() ? std::string() : mime::summarize(*msg);
     req.content = std::move(*msg);
     req.internal_date = date;
     req.targets.push_back(std::move(target));
-    auto r = env_.store->deliver(req);
-    if (!r) {
-      out += tag + " " + no_for(r.status()) + "\r\n";
-      return;
-    }
-    if (r->results.empty() || r->results[0].code != Code::ok) {
-      Status st = r->results.empty() ? Status(Code::internal, "no delivery result")
-                                     : Status(r->results[0].code, r->results[0].message);
-      out += tag + " " + no_for(st) + "\r\n";
-      return;
-    }
-    uidvalidity = r->results[0].uidvalidity;
-    uids.push_back(std::to_string(r->results[0].uid));
   }
   if (!p.at_end()) return bad("trailing characters after APPEND");
+  auto mb = env_.store->mailbox_get({account_.id, mailbox_from_imap(*name)});
+  if (!mb) {
+    out += tag;
+    out += mb.code() == Code::not_found ? " NO [TRYCREATE] no such mailbox" : ' ' + no_for(mb.status());
+    out += "\r\n";
+    return;
+  }
+  for (size_t i = 0; i < batch.messages.size(); ++i) {
+    if (batch.messages[i].content.empty()) {
+      out += tag + " NO empty message" + (batch.messages.size() > 1 ? " (" + std::to_string(i + 1) + ")" : "") +
+             "\r\n";
+      return;
+    }
+    batch.messages[i].targets[0].mailbox = mb->id;
+  }
+  auto r = env_.store->deliver_batch(batch);
+  if (!r) {
+    out += tag + " " + no_for(r.status()) + "\r\n";
+    return;
+  }
+  uint32_t uidvalidity = 0;
+  std::vector<store::Uid> uids;  // ascending: the batch is applied in order
+  for (const auto& m : r->messages) {
+    if (m.results.empty()) {
+      out += tag + " " + no_for(Status(Code::internal, "no delivery result")) + "\r\n";
+      return;
+    }
+    uidvalidity = m.results[0].uidvalidity;
+    uids.push_back(m.results[0].uid);
+  }
   if (sel_) sync(out, true);
-  std::string set;
-  for (const auto& u : uids) set += (set.empty() ? "" : ",") + u;
-  out += tag + " OK [APPENDUID " + std::to_string(uidvalidity) + " " + set + "] APPEND completed\r\n";
+  out += tag + " OK [APPENDUID " + std::to_string(uidvalidity) + " " + uid_set_string(uids) +
+         "] APPEND completed\r\n";
 }
 
 }  // namespace mail::imap

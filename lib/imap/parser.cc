@@ -343,4 +343,26 @@ std::optional<std::string> parse_return_options(Parser& p, ReturnOptions& r) {
   return std::nullopt;
 }
 
+std::optional<QresyncParams> parse_qresync_params(Parser& p) {
+  QresyncParams q;
+  if (!p.consume('(')) return std::nullopt;
+  auto v = p.nz_number();
+  auto m = v && p.space() ? p.number() : std::nullopt;
+  if (!m) return std::nullopt;
+  q.uidvalidity = *v;
+  q.modseq = *m;
+  bool more = p.space();
+  if (more && p.peek() != '(') {
+    if (!(q.known_uids = p.sequence_set()) || q.known_uids->saved) return std::nullopt;
+    more = p.space();
+  }
+  if (more) {
+    if (!p.consume('(') || !(q.match_seqs = p.sequence_set()) || !p.space() || !(q.match_uids = p.sequence_set()) ||
+        !p.consume(')'))
+      return std::nullopt;
+  }
+  if (!p.consume(')')) return std::nullopt;
+  return q;
+}
+
 }  // namespace mail::imap

@@ -92,4 +92,16 @@ struct ReturnOptions {
 // RETURN () means ALL.
 std::optional<std::string> parse_return_options(Parser& p, ReturnOptions& r);
 
+// SELECT/EXAMINE's QRESYNC parameter (RFC 7162 3.2.5), after "QRESYNC SP":
+// "(" uidvalidity SP modseq [SP known-uids] [SP "(" known-seqs SP known-uids ")"] ")".
+struct QresyncParams {
+  uint32_t uidvalidity = 0;
+  uint64_t modseq = 0;
+  std::optional<SeqSet> known_uids;
+  // seq-match-data only helps a server that forgot expunges; ours keeps them
+  // all, so it is checked for syntax and not used.
+  std::optional<SeqSet> match_seqs, match_uids;
+};
+std::optional<QresyncParams> parse_qresync_params(Parser& p);
+
 }  // namespace mail::imap

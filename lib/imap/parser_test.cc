@@ -127,5 +127,27 @@ TEST(ParseReturnOptions, EsearchAndEsortOptions) {
   EXPECT_TRUE(parse_return_options(glued, u).has_value());
 }
 
+TEST(ImapParser, QresyncSelectParameter) {
+  Parser a("(67890007 20050715194045000 41,43:211,214:541)");
+  auto q = parse_qresync_params(a);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->uidvalidity, 67890007u);
+  EXPECT_EQ(q->modseq, 20050715194045000ull);
+  ASSERT_TRUE(q->known_uids);
+  EXPECT_TRUE(q->known_uids->contains(300, 0));
+  EXPECT_FALSE(q->match_seqs);
+  Parser b("(1 2 (1:3 4,8,9))");
+  q = parse_qresync_params(b);
+  ASSERT_TRUE(q);
+  EXPECT_FALSE(q->known_uids);
+  ASSERT_TRUE(q->match_uids);
+  Parser c("(1 2 5:9 (1:3 4,8,9))");
+  ASSERT_TRUE(parse_qresync_params(c));
+  for (const char* bad : {"(1)", "(0 5)", "1 5", "(1 5", "(1 5 $)", "(1 5 (1:3))", "(1 5 1:2 (1 2)", "(1 x)"}) {
+    Parser p(bad);
+    EXPECT_FALSE(parse_qresync_params(p)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace mail::imap

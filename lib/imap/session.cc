@@ -77,9 +77,9 @@ std::string Session::capabilities() const {
     else c += " LOGINDISABLED";
     c += " SASL-IR";
   }
-  c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
+  c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND CHILDREN LIST-EXTENDED LIST-STATUS"
        " SPECIAL-USE ESEARCH SEARCHRES SORT ESORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
-       " CONDSTORE BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
+       " CONDSTORE QRESYNC BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
        std::to_string(env_.config->max_literal);
   return c;
@@ -380,6 +380,9 @@ void Session::cmd_enable(const std::string& tag, Parser& p, std::string& out) {
     } else if (u == "CONDSTORE" && !condstore_) {
       condstore_ = true;
       enabled += " CONDSTORE";
+    } else if (u == "QRESYNC" && !qresync_) {  // implies CONDSTORE (RFC 7162 3.2.3)
+      qresync_ = condstore_ = true;
+      enabled += " QRESYNC";
     } else if (u == "UTF8=ACCEPT" && !utf8_) {
       utf8_ = true;
       enabled += " UTF8=ACCEPT";

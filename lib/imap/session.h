@@ -125,6 +125,14 @@ class Session {
   // time, a HIGHESTMODSEQ response tells the client where it starts.
   void enable_condstore(std::string& out);
 
+  // QRESYNC (RFC 7162 3.2): after a SELECT whose UIDVALIDITY matched, the
+  // expunges (VANISHED (EARLIER)) and changes since the client's modseq.
+  void qresync_select(const QresyncParams& q, std::string& out);
+  // UIDs of the selected mailbox expunged after `since` (the store keeps a
+  // tombstone per expunge) and already reported to this session, restricted
+  // to `within` (UIDs; '*' is the highest) when given.
+  std::vector<store::Uid> expunged_since(store::ModSeq since, const SeqSet* within);
+
   void dispatch(const std::string& tag, const std::string& name, Parser& p, std::string& out, bool uid);
   // Brings the sequence map up to date with the store, writing EXISTS, EXPUNGE
   // and FETCH FLAGS updates. Expunges only when the command allows it.

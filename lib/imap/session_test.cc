@@ -310,5 +310,58 @@ TEST_F(ImapSessionTest, IdleSeesAnotherSessionsAppend) {
   EXPECT_EQ(out, "i OK IDLE terminated\r\n");
 }
 
+TEST_F(ImapSessionTest, MultiappendIsAllOrNothing) {
+  auto s = logged_in();
+  std::string m(kMessage);
+  std::string lit = " {" + std::to_string(m.size()) + "+}\r\n" + m;
+  std::string out = run(*s, "m APPEND INBOX (\\Seen)" + lit + " \"7-Feb-1994 21:52:25 -0800\"" + lit + lit);
+  EXPECT_TRUE(has(out, "m OK [APPENDUID ")) << out;
+  EXPECT_TRUE(has(out, " 1:3] APPEND completed")) << out;
+  // An empty second message: BAD nothing, NO, and nothing stored.
+  out = run(*s, "e APPEND INBOX" + lit + " {0+}\r\n");
+  EXPECT_TRUE(has(out, "e NO empty message (2)")) << out;
+  // Over quota with the second message: NO [OVERQUOTA], the first is not kept either.
+  ASSERT_TRUE(store_->quota_set({"joe@example.com", {0, 4}}).is_ok());
+  out = run(*s, "q APPEND INBOX" + lit + lit);
+  EXPECT_TRUE(has(out, "q NO")) << out;
+  EXPECT_TRUE(has(run(*s, "s STATUS INBOX (MESSAGES)"), "(MESSAGES 3)"));
+  EXPECT_TRUE(has(run(*s, "n APPEND nosuch" + lit + lit), "n NO [TRYCREATE]"));
+  EXPECT_TRUE(has(run(*s, "b APPEND INBOX" + lit + " junk"), "b BAD"));
+  EXPECT_TRUE(has(run(*s, "c CAPABILITY"), " MULTIAPPEND "));
+}
+
+TEST_F(ImapSessionTest, QresyncReportsVanished) {
+  auto s = logged_in();
+  for (int i = 0; i < 4; ++i) append(*s, "INBOX", kMessage);
+  EXPECT_TRUE(has(run(*s, "e ENABLE QRESYNC"), "* ENABLED QRESYNC\r\n"));
+  std::string out = run(*s, "s SELECT INBOX");
+  auto at = out.find("HIGHESTMODSEQ ");
+  ASSERT_NE(at, std::string::npos);
+  std::string modseq = out.substr(at + 14, out.find(']', at) - at - 14);
+  auto other = logged_in();
+  run(*other, "s SELECT INBOX");
+  run(*other, "t STORE 2 +FLAGS.SILENT (\\Deleted)");
+  run(*other, "x EXPUNGE");
+  run(*other, "t STORE 3 +FLAGS.SILENT (\\Seen)");  // UID 4
+  out = run(*s, "n NOOP");
+  EXPECT_TRUE(has(out, "* VANISHED 2\r\n")) << out;
+  EXPECT_FALSE(has(out, "EXPUNGE")) << out;
+  out = run(*s, "s SELECT INBOX (QRESYNC (" + std::to_string(1) + " 1))");
+  EXPECT_TRUE(has(out, "s OK")) << out;  // another UIDVALIDITY is fine, just no resync
+  auto uv = run(*s, "s STATUS INBOX (UIDVALIDITY)");
+  std::string uidvalidity = uv.substr(uv.find("UIDVALIDITY ") + 12);
+  uidvalidity = uidvalidity.substr(0, uidvalidity.find(')'));
+  out = run(*s, "s SELECT INBOX (QRESYNC (" + uidvalidity + " " + modseq + "))");
+  EXPECT_TRUE(has(out, "* VANISHED (EARLIER) 2\r\n")) << out;
+  EXPECT_TRUE(has(out, "* 3 FETCH (UID 4 FLAGS (\\Seen) MODSEQ (")) << out;
+  out = run(*s, "f UID FETCH 1:* FLAGS (CHANGEDSINCE " + modseq + " VANISHED)");
+  EXPECT_TRUE(has(out, "* VANISHED (EARLIER) 2\r\n* 3 FETCH (UID 4 FLAGS (\\Seen) MODSEQ (")) << out;
+  EXPECT_TRUE(has(run(*s, "f UID FETCH 3 FLAGS (CHANGEDSINCE " + modseq + " VANISHED)"), "f OK"));
+  EXPECT_FALSE(has(run(*s, "f UID FETCH 3 FLAGS (CHANGEDSINCE " + modseq + " VANISHED)"), "VANISHED"));
+  EXPECT_TRUE(has(run(*s, "f FETCH 1 FLAGS (VANISHED)"), "f BAD"));
+  EXPECT_TRUE(has(run(*s, "f UID FETCH 1 FLAGS (CHANGEDSINCE 1 BOGUS)"), "f BAD"));
+  EXPECT_TRUE(has(run(*s, "s SELECT INBOX (QRESYNC (1 x))"), "s BAD"));
+}
+
 }  // namespace
 }  // namespace mail::imap

@@ -98,7 +98,15 @@ class FuzzStore : public UnavailableStore {
     c.dest_uids = r.uids;
     return c;
   }
-  Result<ChangesResp> changes(const ChangesReq&) override { return ChangesResp{}; }
+  // UIDs 1 and 3 were expunged at modseq 2 (QRESYNC's VANISHED).
+  Result<ChangesResp> changes(const ChangesReq& r) override {
+    ChangesResp c;
+    if (r.since < 2) c.vanished = {1, 3};
+    for (const auto& m : msgs_)
+      if (m.modseq > r.since) c.changed.push_back(m);
+    c.highest_modseq = box_.highest_modseq;
+    return c;
+  }
   Result<ContentResp> content_get(const ContentReq& r) override {
     if (r.id < 100 || r.id > 101) return error(Code::not_found, "no such content");
     return ContentResp{raw(r.id - 100)};
@@ -120,6 +128,14 @@ class FuzzStore : public UnavailableStore {
     for (size_t i = 0; i < r.targets.size(); ++i) d.results.push_back({Code::ok, "", 7, 42, 5});
     return d;
   }
+  Result<DeliverBatchResp> deliver_batch(const DeliverBatchReq& r) override {
+    DeliverBatchResp b;
+    for (const auto& m : r.messages) {
+      if (m.targets.empty()) return error(Code::invalid, "no targets");
+      b.messages.push_back(*deliver(m));
+    }
+    return b;
+  }
 
  private:
   MailboxInfo box_;
@@ -134,7 +150,7 @@ void fuzz_primitives(std::string_view in) {
   imap::Parser p(in.substr(1));
   for (int step = 0; step < 16 && !p.at_end() && p.ok(); ++step, op = op * 7 + 3) {
     size_t before = p.pos();
-    switch (op % 12) {
+    switch (op % 13) {
       case 0: (void)p.tag(); break;
       case 1: (void)p.atom(); break;
       case 2: (void)p.astring(); break;
@@ -150,6 +166,7 @@ void fuzz_primitives(std::string_view in) {
       case 8: (void)p.skip_value(); break;
       case 9: (void)p.literal(); break;
       case 10: (void)p.item_name(); break;
+      case 11: (void)imap::parse_qresync_params(p); break;
       default: (void)p.space(); break;
     }
     if (p.pos() < before || p.pos() > in.size()) __builtin_trap();

@@ -1,0 +1,133 @@
+"""MULTIAPPEND (RFC 3502) and QRESYNC (RFC 7162) in mail-imapd, over a raw
+socket (imaplib sends neither) with imaplib checking the results."""
+import re
+
+from test_imap import MESSAGE, USER, PASSWORD, ok, datadir_for_daemons, stack  # noqa: F401 (fixtures)
+
+
+def login(stack):
+    c = stack.raw()
+    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    return c
+
+
+def sync_literal(c, data):
+    """Sends a synchronizing literal's marker, waits for the go-ahead, then its bytes."""
+    c.send(b"{%d}\r\n" % len(data))
+    assert c.line().startswith("+ ")
+    c.send(data)
+
+
+def test_multiappend_stores_all_or_nothing(stack, run):
+    c = login(stack)
+    assert "MULTIAPPEND" in c.command("c", "CAPABILITY")[0]
+    # Three messages, synchronizing literals: a continuation for each.
+    c.send("m APPEND INBOX (\\Seen) ")
+    sync_literal(c, MESSAGE)
+    c.send(' "07-Feb-1994 21:52:25 -0800" ')
+    sync_literal(c, MESSAGE.replace(b"lunch", b"dinner"))
+    c.send(" (\\Flagged) ")
+    sync_literal(c, MESSAGE.replace(b"lunch", b"tea"))
+    c.send("\r\n")
+    done = c.until("m")[-1]
+    assert re.match(r"m OK \[APPENDUID \d+ 1:3\]", done), done
+
+    m = stack.connect()
+    ok(m.select("INBOX"))
+    data = ok(m.fetch("1:*", "(FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+    text = b" ".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+    assert text.count(b"Subject:") == 3
+    assert b"lunch" in text and b"dinner" in text and b"tea" in text
+    assert b"08-Feb-1994 05:52:25 +0000" in text, data  # the same instant, in UTC
+    assert b"\\Seen" in text and b"\\Flagged" in text
+
+    # The third message goes over the message quota: NO, and none of the three is stored.
+    r = run("mailctl", "--data-dir", stack.datadir, "quota", "set", USER, "unlimited", "--messages", "5")
+    assert r.returncode == 0, r.stderr.decode()
+    lit = b"{%d+}\r\n" % len(MESSAGE) + MESSAGE
+    c.send(b"q APPEND INBOX " + lit + b" " + lit + b" " + lit + b"\r\n")
+    done = c.until("q")[-1]
+    assert done.startswith("q NO [OVERQUOTA]") or done.startswith("q NO"), done
+    assert ok(m.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 3)")
+    # Two fit.
+    c.send(b"r APPEND INBOX " + lit + b" " + lit + b"\r\n")
+    assert re.match(r"r OK \[APPENDUID \d+ 4:5\]", c.until("r")[-1])
+    # An empty message, a bad flag, a missing mailbox: nothing stored.
+    c.send(b"e APPEND Archive " + lit + b" {0+}\r\n\r\n")
+    assert c.until("e")[-1].startswith("e NO")
+    c.send(b"f APPEND Archive " + lit + b" (\\Bogus) " + lit + b"\r\n")
+    assert c.until("f")[-1].startswith("f BAD")
+    c.send(b"g APPEND Nowhere " + lit + b" " + lit + b"\r\n")
+    assert c.until("g")[-1].startswith("g NO [TRYCREATE]")
+    assert ok(m.status("Archive", "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    m.logout()
+    c.close()
+
+
+def highest_modseq(lines):
+    for line in lines:
+        hit = re.search(r"HIGHESTMODSEQ (\d+)", line)
+        if hit:
+            return int(hit.group(1))
+    raise AssertionError(lines)
+
+
+def test_qresync_select_fetch_vanished_and_live_expunges(stack):
+    m = stack.connect()
+    for i in range(6):
+        ok(m.append("INBOX", None, None, MESSAGE.replace(b"lunch", b"lunch %d" % i)))
+    c = login(stack)
+    assert "QRESYNC" in c.command("c", "CAPABILITY")[0]
+    assert c.command("s", "SELECT INBOX (QRESYNC (1 1))")[-1].startswith("s BAD")  # not enabled
+    assert c.command("e", "ENABLE QRESYNC")[0] == "* ENABLED QRESYNC"
+    lines = c.command("s", "SELECT INBOX")
+    uidvalidity = int(re.search(r"UIDVALIDITY (\d+)", "\n".join(lines)).group(1))
+    modseq = highest_modseq(lines)
+    c.command("x", "UNSELECT")
+
+    # Another client expunges 2 and 4 and flags 5 while this one is away.
+    ok(m.select("INBOX"))
+    ok(m.uid("STORE", "2,4", "+FLAGS", "\\Deleted"))
+    ok(m.expunge())
+    ok(m.uid("STORE", "5", "+FLAGS", "\\Flagged"))
+
+    lines = c.command("s", f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))")
+    assert lines[-1].startswith("s OK"), lines
+    assert "* VANISHED (EARLIER) 2,4" in lines, lines
+    assert any(re.match(r"\* 3 FETCH \(UID 5 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", x) for x in lines), lines
+    # Known UIDs narrow both answers; a wrong UIDVALIDITY ignores the parameter.
+    lines = c.command("s", f"EXAMINE INBOX (QRESYNC ({uidvalidity} {modseq} 1:3))")
+    assert "* VANISHED (EARLIER) 2" in lines and not any("FETCH" in x for x in lines), lines
+    lines = c.command("s", f"EXAMINE INBOX (QRESYNC ({uidvalidity} {modseq} 1:6 (1:4 1,3,5,6)))")
+    assert "* VANISHED (EARLIER) 2,4" in lines, lines
+    lines = c.command("s", f"SELECT INBOX (QRESYNC ({uidvalidity + 1} {modseq}))")
+    assert lines[-1].startswith("s OK") and not any("VANISHED" in x for x in lines), lines
+    assert c.command("s", "SELECT INBOX (QRESYNC (1))")[-1].startswith("s BAD")
+
+    # UID FETCH ... (CHANGEDSINCE n VANISHED).
+    lines = c.command("f", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+    assert lines[0] == "* VANISHED (EARLIER) 2,4", lines
+    assert re.match(r"\* 3 FETCH \(UID 5 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", lines[1]), lines
+    assert c.command("f", f"FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")[-1].startswith("f BAD")
+    assert c.command("f", "UID FETCH 1:* (FLAGS) (VANISHED)")[-1].startswith("f BAD")
+
+    # Live expunges by another client arrive as VANISHED, never EXPUNGE (also after MOVE).
+    ok(m.uid("STORE", "1", "+FLAGS", "\\Deleted"))
+    ok(m.expunge())
+    lines = c.command("n", "NOOP")
+    assert "* VANISHED 1" in lines and not any("EXPUNGE" in x for x in lines), lines
+    lines = c.command("v", "UID MOVE 3 Archive")
+    assert "* VANISHED 3" in lines and not any("EXPUNGE" in x for x in lines), lines
+    # ... and in IDLE.
+    c.send("i IDLE\r\n")
+    assert c.line().startswith("+ ")
+    ok(m.uid("STORE", "6", "+FLAGS", "\\Deleted"))
+    ok(m.expunge())
+    line = c.line()
+    while line.startswith("* 2 FETCH"):  # the \Deleted flag first
+        line = c.line()
+    assert line == "* VANISHED 6"
+    c.send("DONE\r\n")
+    assert c.until("i")[-1].startswith("i OK")
+    m.logout()
+    c.close()
