@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "admin/tls_report.h"
 #include "auth/resolver.h"
 #include "base/codec.h"
 #include "base/status.h"
@@ -37,14 +38,9 @@ struct StsPolicy {
   bool allows(std::string_view host) const;
 };
 
-// TLS-RPT (RFC 8460) data: a policy domain's sessions of one UTC day, in the
-// store's data namespace "tls-rpt" under "DOMAIN/YYYY-MM-DD".
-struct TlsRptCounts {
-  uint64_t success = 0;
-  uint64_t failure = 0;
-  std::string last_failure;  // the reason of the latest failure
-  MAIL_FIELDS(success, failure, last_failure)
-};
+// TLS-RPT (RFC 8460) counts per policy domain and day: admin/tls_report.h.
+using admin::TlsRptCounts;
+using admin::TlsRptFailure;
 
 // The policy file, strictly (RFC 8461 3.2): CRLF or LF lines of "key: value",
 // version STSv1 first, mode, max_age (at most 31557600), mx (at least one

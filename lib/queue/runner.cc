@@ -77,6 +77,19 @@ Result<std::unique_ptr<Runner>> Runner::create(store::Store& store, auth::Resolv
   if (cfg.mta_sts)
     r->sts_ = std::make_unique<StsPolicies>(store, resolver, r->verify_tls_, static_cast<uint16_t>(cfg.mta_sts_port),
                                             static_cast<int>(cfg.connect_timeout_s * 1000));
+  if (cfg.dane) {
+    // On by default, but only where the resolver can validate (a trust anchor).
+    auto dnssec = make_dnssec_resolver(cfg.resolver, cfg.dnssec_trust_anchor);
+    if (dnssec) {
+      if (Status st = check_validation(**dnssec, cfg.dnssec_trust_anchor); !st) dnssec = st;
+    }
+    if (dnssec) {
+      r->dane_ = std::move(*dnssec);
+      MAIL_ASSIGN_OR_RETURN(r->dane_tls_, dane_client_context());
+    } else {
+      log::warn("queue: DANE is off: {}", dnssec.status().message());
+    }
+  }
   if (r->setup_.config.helo_name.empty()) r->setup_.config.helo_name = r->setup_.hostname;
   return r;
 }
@@ -158,14 +171,22 @@ bool Runner::local_domain(const std::string& domain) {
                      [&](const store::DomainInfo& d) { return d.name == domain; });
 }
 
-void Runner::record_tls(const std::string& domain, bool ok, const std::string& why) {
+void Runner::record_tls(const std::string& domain, bool ok, const std::string& why, std::string_view policy,
+                        std::string_view type) {
   if (!ok) log::warn("queue: TLS policy failure for {}: {}", domain, why);
-  store::DataKey key{0, "tls-rpt", domain + "/" + utc_time(std::time(nullptr), "%Y-%m-%d")};
+  store::DataKey key{0, std::string(admin::kTlsRptNamespace), domain + "/" + utc_time(std::time(nullptr), "%Y-%m-%d")};
   std::lock_guard lock(rpt_mu_);
   TlsRptCounts counts;
   if (auto v = store_.data_get(key); v && v->found) (void)decode(v->value, counts);
   ++(ok ? counts.success : counts.failure);
-  if (!ok) counts.last_failure = why;
+  counts.policy_type = std::string(policy);
+  if (!ok) {
+    counts.last_failure = why;
+    auto f = std::find_if(counts.failures.begin(), counts.failures.end(),
+                          [&](const TlsRptFailure& x) { return x.result_type == type; });
+    if (f == counts.failures.end()) f = counts.failures.insert(f, TlsRptFailure{std::string(type), 0});
+    ++f->count;
+  }
   auto st = store_.data_put(store::DataPutReq{key, encode(counts)});
   if (!st) log::warn("queue: cannot record TLS results of {}: {}", domain, st.status().to_string());
 }
@@ -235,8 +256,25 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
   // MTA-STS: enforce keeps only the policy's MX hosts and requires TLS with a
   // certificate valid for the MX name; testing tries that first, records the
   // failure and delivers anyway.
+  // DANE (RFC 7672): for MX names from a secure answer, each host's secure
+  // TLSA records decide; where any host has them, DANE wins over MTA-STS
+  // (RFC 8461 2). A bogus MX answer defers: never a downgrade.
+  std::map<std::string, DanePolicy> dane;
+  if (!route->smarthost && dane_) {
+    auto secure = dane_domain_secure(*dane_, domain);
+    if (!secure) {
+      record_tls(domain, false, secure.status().message(), "tlsa", "dnssec-invalid");
+      return all(Outcome::deferred, "4.7.5", "451 4.7.5 " + secure.status().message(), "");
+    }
+    if (*secure) {
+      for (const Host& h : route->hosts) {
+        DanePolicy p = dane_policy(*dane_, h.name, route->port);
+        if (p.kind != DanePolicy::none) dane[h.name] = std::move(p);
+      }
+    }
+  }
   std::optional<StsPolicy> sts;
-  if (!route->smarthost && sts_) sts = sts_->get(domain, std::time(nullptr));
+  if (!route->smarthost && sts_ && dane.empty()) sts = sts_->get(domain, std::time(nullptr));
   const bool enforce = sts && sts->sts_mode() == StsMode::enforce;
   const bool testing = sts && sts->sts_mode() == StsMode::testing;
   if (enforce) {
@@ -254,20 +292,32 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
   for (const Host& host : route->hosts) {
     const bool check = testing && sts->allows(host.name);
     if (testing && !check) record_tls(domain, false, "MX " + host.name + " is not in the MTA-STS policy (testing)");
+    auto dp = dane.find(host.name);
+    const DanePolicy* dane_host = dp == dane.end() ? nullptr : &dp->second;
+    ClientOptions hopts = opts;
+    if (dane_host) {
+      if (dane_host->kind == DanePolicy::unusable) {
+        record_tls(domain, false, dane_host->why, "tlsa", dane_host->result_type);
+        last_error = "DANE: " + dane_host->why;
+        continue;
+      }
+      hopts.tls = dane_host->kind == DanePolicy::verify ? dane_tls_ : tls_;
+      hopts.require_tls = true;
+    }
     for (const std::string& ip : host.addresses) {
-      opts.tls_name = host.name;
+      hopts.tls_name = host.name;
       // A kept session to this host with the same settings saves a connection
       // and the TLS handshake (testing mode always checks anew).
       const std::string key = ip + " " + std::to_string(route->port) + " " + host.name + " " +
-                              (opts.tls == verify_tls_ ? "verify " : "any ") + (opts.require_tls ? "tls " : "- ") +
-                              opts.auth_user;
+                              (hopts.tls == verify_tls_ ? "verify " : hopts.tls == dane_tls_ ? "dane " : "any ") +
+                              (hopts.require_tls ? "tls " : "- ") + hopts.auth_user;
       std::unique_ptr<SmtpClient> client = check ? nullptr : take_session(key);
       Status st;
       if (client) {
         // reused
       } else if (check) {
         client = std::make_unique<SmtpClient>();
-        ClientOptions strict = opts;
+        ClientOptions strict = hopts;
         strict.tls = verify_tls_;
         strict.require_tls = true;
         st = client->open(ip, route->port, strict);
@@ -276,17 +326,25 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
         } else if (st.code() != Code::unavailable) {
           record_tls(domain, false, host.name + "[" + ip + "]: " + st.message() + " (testing)");
           client = std::make_unique<SmtpClient>();
-          st = client->open(ip, route->port, opts);
+          st = client->open(ip, route->port, hopts);
         }
       } else {
         client = std::make_unique<SmtpClient>();
-        st = client->open(ip, route->port, opts);
-        if (enforce && st.code() != Code::unavailable)
-          record_tls(domain, bool(st), st ? "" : host.name + "[" + ip + "]: " + st.message());
+        {
+          std::optional<DaneScope> scope;
+          if (hopts.tls == dane_tls_) scope.emplace(host.name, dane_host->records);
+          st = client->open(ip, route->port, hopts);
+        }
+        const std::string why = st ? "" : host.name + "[" + ip + "]: " + st.message();
+        if (dane_host && st.code() != Code::unavailable)
+          record_tls(domain, bool(st), why, "tlsa",
+                     client->extensions().starttls ? "validation-failure" : "starttls-not-supported");
+        else if (enforce && st.code() != Code::unavailable)
+          record_tls(domain, bool(st), why);
       }
       if (!st) {
         if (st.code() == Code::unavailable) return all(Outcome::interrupted, "", "", "");
-        last_error = (enforce ? "MTA-STS: " : "") + host.name + "[" + ip + "]: " + st.message();
+        last_error = (dane_host ? "DANE: " : enforce ? "MTA-STS: " : "") + host.name + "[" + ip + "]: " + st.message();
         log::info("queue: {} {}", e.id, last_error);
         continue;
       }

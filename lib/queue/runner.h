@@ -14,6 +14,7 @@
 
 #include "auth/resolver.h"
 #include "config/config.h"
+#include "queue/dane.h"
 #include "queue/mta_sts.h"
 #include "queue/smtp_client.h"
 #include "service/tls.h"
@@ -57,7 +58,9 @@ class Runner {
                      std::vector<Outcome>& out);
   bool local_domain(const std::string& domain);
   // Counts a policy domain's TLS session as a success or failure (RFC 8460 data).
-  void record_tls(const std::string& domain, bool ok, const std::string& why);
+  // `policy` is "sts" or "tlsa", `type` the RFC 8460 result type of a failure.
+  void record_tls(const std::string& domain, bool ok, const std::string& why, std::string_view policy = "sts",
+                  std::string_view type = "validation-failure");
   // Sessions kept open after a transaction, by host, port and TLS/AUTH
   // settings, for the next message to the same host (RSET between).
   std::unique_ptr<SmtpClient> take_session(const std::string& key);
@@ -74,6 +77,8 @@ class Runner {
   std::shared_ptr<service::TlsContext> smarthost_tls_;  // verified unless configured not to
   std::shared_ptr<service::TlsContext> verify_tls_;     // MTA-STS: system CAs and queue.tls_ca_file
   std::unique_ptr<StsPolicies> sts_;                    // null when queue.mta_sts is off
+  std::unique_ptr<DnssecResolver> dane_;                // null when DANE is off
+  std::shared_ptr<service::TlsContext> dane_tls_;       // checks peers against TLSA records
   struct Idle {
     std::string key;
     std::unique_ptr<SmtpClient> client;

@@ -1,0 +1,204 @@
+"""DANE for SMTP (RFC 7672) with real peers: a zone `example.` signed here with
+ldns-signzone (Debian ldnsutils) and an unsigned zone `nosig.`, both served by
+nsd on 127.0.0.1; mail-queued's validating resolver forwards to it and trusts
+the signed zone's DS record (queue.dnssec_trust_anchor). The MX sinks
+(aiosmtpd) present certificates made here with openssl that match the TLSA
+records or not."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import free_port, port_open, wait_for
+from test_queue import JOE, Sink, qstack, wait_empty  # noqa: F401 (qstack is a fixture)
+from test_mta_sts import LocalCa, openssl
+
+if not (shutil.which("nsd") or os.path.exists("/usr/sbin/nsd")) or not shutil.which("ldns-signzone"):
+    pytest.skip("nsd and ldnsutils are needed (scripts/install-deps)", allow_module_level=True)
+
+NSD = shutil.which("nsd") or "/usr/sbin/nsd"
+
+
+def spki_sha256(cert_pem):
+    pub = subprocess.run(["openssl", "x509", "-in", cert_pem, "-pubkey", "-noout"], stdout=subprocess.PIPE,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, stdout=subprocess.PIPE,
+                         check=True).stdout
+    return subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der, stdout=subprocess.PIPE,
+                          check=True).stdout.split()[0].decode()
+
+
+def cert_sha256(cert_pem):
+    der = subprocess.run(["openssl", "x509", "-in", cert_pem, "-outform", "DER"], stdout=subprocess.PIPE,
+                         check=True).stdout
+    return subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der, stdout=subprocess.PIPE,
+                          check=True).stdout.split()[0].decode()
+
+
+class SignedZones:
+    """`example.` (signed) and `nosig.` (unsigned) served by nsd; records added
+    with add() before start(). Names in `bogus` get their TLSA signature broken."""
+
+    def __init__(self, path, daemons):
+        self.path = path
+        self.daemons = daemons
+        self.records = {"example.": [], "nosig.": []}
+        self.bogus = []
+        os.makedirs(path, exist_ok=True)
+
+    def add(self, line):
+        zone = "nosig." if line.split()[0].endswith(".nosig.") else "example."
+        self.records[zone].append(line)
+
+    def mx(self, domain, ip, port, tlsa=None):
+        """domain's MX mx.domain at ip, with TLSA "u s m hex" at _port._tcp.mx.domain."""
+        self.add(f"{domain}. IN MX 10 mx.{domain}.")
+        self.add(f"mx.{domain}. IN A {ip}")
+        if tlsa:
+            self.add(f"_{port}._tcp.mx.{domain}. IN TLSA {tlsa}")
+
+    def start(self):
+        for zone, lines in self.records.items():
+            with open(os.path.join(self.path, zone + "zone"), "w") as f:
+                f.write(f"$TTL 300\n{zone} IN SOA ns.{zone} admin.{zone} 1 3600 600 86400 300\n"
+                        f"{zone} IN NS ns.{zone}\nns.{zone} IN A 127.0.0.1\n" + "\n".join(lines) + "\n")
+        key = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "example."], cwd=self.path,
+                             stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+        subprocess.run(["ldns-signzone", "example.zone", key], cwd=self.path, check=True)
+        signed = os.path.join(self.path, "example.zone.signed")
+        text = open(signed).read()
+        for name in self.bogus:  # flip a character of the TLSA record's signature
+            text = re.sub(r"(^" + re.escape(name) + r"\s+\d+\s+IN\s+RRSIG\s+TLSA .* )(\S)",
+                          lambda m: m.group(1) + ("A" if m.group(2) != "A" else "B"), text, flags=re.M)
+        open(signed, "w").write(text)
+        self.trust_anchor = os.path.join(self.path, "trust-anchor.ds")
+        shutil.copy(os.path.join(self.path, key + ".ds"), self.trust_anchor)
+        os.chmod(self.trust_anchor, 0o644)
+        self.port = free_port()
+        conf = os.path.join(self.path, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write(f'server:\n  ip-address: 127.0.0.1\n  port: {self.port}\n  username: ""\n'
+                    f'  zonesdir: "{self.path}"\n  database: ""\n  pidfile: "{self.path}/nsd.pid"\n'
+                    f'  xfrdfile: "{self.path}/xfrd.state"\n  zonelistfile: "{self.path}/zone.list"\n'
+                    '  server-count: 1\n  verbosity: 1\nremote-control:\n  control-enable: no\n'
+                    'zone:\n  name: example.\n  zonefile: example.zone.signed\n'
+                    'zone:\n  name: nosig.\n  zonefile: nosig.zone\n')
+        self.nsd = self.daemons.start([NSD, "-d", "-c", conf], log=os.path.join(self.path, "nsd.log"))
+        wait_for(lambda: port_open(self.port) or not self.nsd.alive(), what="nsd")
+        assert self.nsd.alive(), self.nsd.log_text()
+
+
+@pytest.fixture
+def dane(qstack, tmp_path):
+    """qstack whose resolver is nsd with the signed zone and its trust anchor."""
+    qstack.zones = SignedZones(str(tmp_path / "dns"), qstack.daemons)
+    qstack.ca = LocalCa(os.path.join(qstack.datadir, "ca"))
+
+    def start():
+        qstack.zones.start()
+        qstack.zone.port = qstack.zones.port  # write_config's resolver
+        qstack.extra_config = f'dnssec_trust_anchor = "{qstack.zones.trust_anchor}"\n'
+        return qstack.start_queued()
+    qstack.start = start
+
+    def sink(ip, cert=None, chain=False):
+        """A sink on ip requiring STARTTLS with cert (a name issued by the CA), or without TLS."""
+        ctx = None
+        if cert:
+            ctx = qstack.ca.issue(cert)
+            if chain:  # the CA certificate sent after the leaf (DANE-TA needs it)
+                base = os.path.join(qstack.ca.path, cert)
+                with open(base + ".chain", "w") as f:
+                    f.write(open(base + ".pem").read() + open(qstack.ca.cert).read())
+                ctx.load_cert_chain(base + ".chain", base + ".key")
+        s = Sink(ip, qstack.port, tls=ctx)
+        qstack.sinks[ip] = s
+        return s
+    qstack.dane_sink = sink
+    qstack.pem = lambda name: os.path.join(qstack.ca.path, name + ".pem")
+    return qstack
+
+
+def attempted(s, n=1):
+    wait_for(lambda: s.queue() and s.queue()[0]["attempts"] >= n, timeout=20, what=f"{n} attempt(s)")
+    return s.queue()[0]
+
+
+def test_dane_ee_match_delivers_without_checking_the_name(dane):
+    sink = dane.dane_sink("127.0.0.41", cert="not-the-mx-name.other")
+    dane.zones.mx("ee.example", "127.0.0.41", dane.port, f"3 1 1 {spki_sha256(dane.pem('not-the-mx-name.other'))}")
+    dane.sendmail("-f", JOE, "far@ee.example")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1 and sink.messages[0][4]  # over TLS
+    assert "DANE is off" not in dane.queued.log_text()
+
+
+def test_dane_ee_mismatch_defers(dane):
+    sink = dane.dane_sink("127.0.0.42", cert="mx.wrong.example")
+    other = os.path.join(dane.ca.path, "other")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", "/CN=other", "-keyout", other + ".key", "-out", other + ".pem")
+    dane.zones.mx("wrong.example", "127.0.0.42", dane.port, f"3 1 1 {spki_sha256(other + '.pem')}")
+    dane.sendmail("-f", JOE, "far@wrong.example")
+    dane.start()
+    e = attempted(dane, 2)
+    assert e["state"] == "deferred" and e["recipients"][0]["state"] == "deferred"  # not bounced
+    assert "DANE" in e["last_error"], e["last_error"]
+    assert sink.messages == [] and dane.inbox() == []
+    assert "TLS policy failure for wrong.example" in dane.queued.log_text()
+
+
+def test_dane_ta_with_the_mx_name_delivers(dane):
+    sink = dane.dane_sink("127.0.0.43", cert="mx.ta.example", chain=True)
+    dane.zones.mx("ta.example", "127.0.0.43", dane.port, f"2 0 1 {cert_sha256(dane.ca.cert)}")
+    dane.sendmail("-f", JOE, "far@ta.example")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1 and sink.messages[0][4]
+
+
+def test_dane_requires_starttls(dane):
+    sink = dane.dane_sink("127.0.0.44")  # no STARTTLS
+    dane.zones.mx("notls.example", "127.0.0.44", dane.port, f"3 1 1 {'ab' * 32}")
+    dane.sendmail("-f", JOE, "far@notls.example")
+    dane.start()
+    e = attempted(dane)
+    assert e["state"] == "deferred" and "STARTTLS" in e["last_error"], e["last_error"]
+    assert sink.messages == []
+
+
+def test_bogus_tlsa_defers(dane):
+    sink = dane.dane_sink("127.0.0.45", cert="mx.bogus.example")
+    dane.zones.mx("bogus.example", "127.0.0.45", dane.port, f"3 1 1 {spki_sha256(dane.pem('mx.bogus.example'))}")
+    dane.zones.bogus.append(f"_{dane.port}._tcp.mx.bogus.example.")
+    dane.sendmail("-f", JOE, "far@bogus.example")
+    dane.start()
+    e = attempted(dane)
+    assert e["state"] == "deferred" and "bogus" in e["last_error"], e["last_error"]
+    assert sink.messages == []
+
+
+def test_unsigned_zone_falls_back_to_opportunistic_tls(dane):
+    # TLSA in an unsigned zone does not count: the wrong certificate is taken
+    sink = dane.dane_sink("127.0.0.46", cert="whatever.other")
+    dane.zones.mx("plain.nosig", "127.0.0.46", dane.port, f"3 1 1 {'ab' * 32}")
+    dane.sendmail("-f", JOE, "far@plain.nosig")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1 and sink.messages[0][4]
+
+
+def test_insecure_mx_answer_ignores_signed_tlsa(dane):
+    # MX from the unsigned zone naming a host with (mismatching) secure TLSA: no DANE (RFC 7672 2.2)
+    sink = dane.dane_sink("127.0.0.47", cert="whatever.other")
+    dane.zones.add("mixed.nosig. IN MX 10 mx.signed.example.")
+    dane.zones.add("mx.signed.example. IN A 127.0.0.47")
+    dane.zones.add(f"_{dane.port}._tcp.mx.signed.example. IN TLSA 3 1 1 {'ab' * 32}")
+    dane.sendmail("-f", JOE, "far@mixed.nosig")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1
+
