@@ -603,6 +603,7 @@ const std::vector<Group> kGroups = {
     {"queue", "Inspect and steer the outbound mail queue"},
     {"dkim", "DKIM signing keys: mail submitted for a domain with a key is signed"},
     {"dmarc", "DMARC aggregate reports from the inbound checks' results"},
+    {"tls-report", "SMTP TLS reports (RFC 8460) from the outbound deliveries' MTA-STS and DANE results"},
 };
 
 const std::vector<Operation> kOperations = {
@@ -692,6 +693,12 @@ const std::vector<Operation> kOperations = {
       option("org", "our organisation name in the reports; default general.hostname", ArgKind::text),
       option("email", "the reports' sender and contact address; default postmaster@ORG", ArgKind::text)},
      dmarc_send, true},
+    {{"tls-report", "send"}, "Mail the TLS reports of finished days to each domain's _smtp._tls rua, then delete the counts sent",
+     {option("date", "only this UTC day, YYYY-MM-DD (today's counts too); default every day before today", ArgKind::text),
+      option("keep-days", "also delete counts older than this many days, sent or not; default 7, 0: never", ArgKind::count),
+      option("org", "our organisation name in the reports; default general.hostname", ArgKind::text),
+      option("email", "the reports' sender and contact address; default postmaster@ORG", ArgKind::text)},
+     tls_report_send, true},
 };
 
 }  // namespace

@@ -68,6 +68,19 @@ bool valid_selector(std::string_view s) {
   });
 }
 
+auth::DmarcReportMeta day_meta(const std::string& org, const std::string& email, const std::string& policy_domain,
+                               const std::string& day, int64_t begin) {
+  auth::DmarcReportMeta meta;
+  meta.org_name = org;
+  meta.email = email;
+  meta.report_id = policy_domain + "." + day + "@" + org;
+  meta.begin = begin;
+  meta.end = begin + 86399;
+  return meta;
+}
+
+}  // namespace
+
 // "YYYY-MM-DD" as the Unix time of its start (UTC).
 Result<int64_t> day_start(const std::string& day) {
   std::tm tm{};
@@ -85,23 +98,28 @@ std::string report_org(const Args& args, const std::string& hostname) {
   return host;
 }
 
-auth::DmarcReportMeta day_meta(const std::string& org, const std::string& email, const std::string& policy_domain,
-                               const std::string& day, int64_t begin) {
-  auth::DmarcReportMeta meta;
-  meta.org_name = org;
-  meta.email = email;
-  meta.report_id = policy_domain + "." + day + "@" + org;
-  meta.begin = begin;
-  meta.end = begin + 86399;
-  return meta;
-}
-
 DmarcSendEnv& send_env() {
   static DmarcSendEnv env;
   return env;
 }
 
-}  // namespace
+Result<std::string> submit_report(Store& s, const std::string& from, const std::string& to,
+                                  const std::string& message) {
+  Status submitted = send_env().submit(s, from, to, message);
+  if (submitted.code() == Code::not_found) return std::string("no such user");  // a local address that does not exist
+  MAIL_TRY(submitted);
+  return std::string("sent");
+}
+
+Result<size_t> delete_data(Store& s, std::string_view ns, const std::set<std::string>& keys) {
+  size_t deleted = 0;
+  for (const auto& key : keys) {
+    auto d = s.data_delete(store::DataKey{0, std::string(ns), key});
+    if (!d && d.code() != Code::not_found) return d.status();
+    ++deleted;
+  }
+  return deleted;
+}
 
 Result<Output> dkim_keygen(Store& s, const Args& args) {
   MAIL_ASSIGN_OR_RETURN(auto domain, domain_of_arg(args));
@@ -315,26 +333,16 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
         note(dest->address, "too big");
         continue;
       }
-      Status submitted = env.submit(s, email, dest->address, message);
-      if (submitted.code() == Code::not_found) {  // a local rua address that does not exist
-        note(dest->address, "no such user");
-        continue;
-      }
-      MAIL_TRY(submitted);
-      note(dest->address, "sent");
-      sent = true;
+      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, email, dest->address, message));
+      note(dest->address, result);
+      sent = sent || result == "sent";
     }
     if (sent) sent_keys.insert(g.keys.begin(), g.keys.end());
   }
 
   // Reported rows go; so do rows older than --keep-days (reported or not).
-  size_t pruned = 0;
   sent_keys.insert(old_keys.begin(), old_keys.end());
-  for (const auto& key : sent_keys) {
-    auto deleted = s.data_delete(store::DataKey{0, std::string(auth::kDmarcNamespace), key});
-    if (!deleted && deleted.code() != Code::not_found) return deleted.status();
-    ++pruned;
-  }
+  MAIL_ASSIGN_OR_RETURN(size_t pruned, delete_data(s, auth::kDmarcNamespace, sent_keys));
   out.json = dump({{"reports", reports}, {"rows_deleted", pruned}});
   return out;
 }

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "admin/admin.h"
@@ -32,5 +33,20 @@ struct DmarcSendEnv {
   std::string hostname;  // the configuration's general.hostname ("" : the machine's name)
 };
 void set_dmarc_send_env(DmarcSendEnv env);
+
+// Shared by `dmarc send` and `tls-report send`.
+DmarcSendEnv& send_env();
+// "YYYY-MM-DD" as the Unix time of its start (UTC).
+Result<int64_t> day_start(const std::string& day);
+// Who we are in reports: --org, else the configured host name, else the machine's.
+std::string report_org(const Args& args, const std::string& hostname);
+// Submits a report through send_env(): "sent", or "no such user" for a local
+// address that does not exist; other failures pass up.
+Result<std::string> submit_report(store::Store& s, const std::string& from, const std::string& to,
+                                  const std::string& message);
+// Deletes `keys` of the global data namespace `ns` (already gone ones count).
+Result<size_t> delete_data(store::Store& s, std::string_view ns, const std::set<std::string>& keys);
+
+Result<Output> tls_report_send(store::Store& s, const Args& args);
 
 }  // namespace mail::admin

@@ -202,3 +202,39 @@ def test_insecure_mx_answer_ignores_signed_tlsa(dane):
     wait_empty(dane)
     assert len(sink.messages) == 1
 
+
+def test_tls_report_of_the_day_reaches_the_rua_mailbox(dane):
+    import gzip
+    import json
+    import email
+    import time
+    sink = dane.dane_sink("127.0.0.48", cert="mx.rpt.example")
+    dane.zones.mx("rpt.example", "127.0.0.48", dane.port, f"3 1 1 {spki_sha256(dane.pem('mx.rpt.example'))}")
+    dane.zones.add(f'_smtp._tls.rpt.example. IN TXT "v=TLSRPTv1; rua=mailto:{JOE}"')
+    dane.sendmail("-f", JOE, "far@rpt.example")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1
+    with open(dane.config, "a") as f:  # mailctl looks the rua up through [auth] resolver
+        f.write(f'[auth]\nresolver = "127.0.0.1@{dane.zones.port}"\n')
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    r = dane.mailctl("--config", dane.config, "--format", "json", "tls-report", "send", "--date", today)
+    out = json.loads(r.stdout)
+    assert [(x["domain"], x["to"], x["result"]) for x in out["reports"]] == [("rpt.example", JOE, "sent")], out
+    msgs = [email.message_from_bytes(m) for m in dane.inbox()]
+    reports = [m for m in msgs if m["TLS-Report-Domain"] == "rpt.example"]
+    assert len(reports) == 1
+    m = reports[0]
+    assert m.get_content_type() == "multipart/report" and m.get_param("report-type") == "tlsrpt"
+    assert m["TLS-Report-Submitter"] == "mx.example.com"
+    part = [p for p in m.walk() if p.get_content_type() == "application/tlsrpt+gzip"][0]
+    assert part.get_filename().startswith("mx.example.com!rpt.example!")
+    report = json.loads(gzip.decompress(part.get_payload(decode=True)))
+    policy = report["policies"][0]
+    assert policy["policy"] == {"policy-type": "tlsa", "policy-domain": "rpt.example"}
+    assert policy["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+    assert report["date-range"]["start-datetime"] == today + "T00:00:00Z"
+    # the counts sent are gone: a second run has nothing to send
+    again = json.loads(dane.mailctl("--config", dane.config, "--format", "json", "tls-report", "send",
+                                    "--date", today).stdout)
+    assert again["reports"] == []
