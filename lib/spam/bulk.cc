@@ -5,17 +5,8 @@
 #include <cstdio>
 #include <string>
 
-#include "base/codec.h"
-
 namespace mail::spam {
 namespace {
-
-// Who received one digest value, oldest first.
-struct BulkSeen {
-  std::vector<uint64_t> accounts;
-  std::vector<int64_t> times;
-  MAIL_FIELDS(accounts, times)
-};
 
 constexpr size_t kMaxSeen = 1000;  // a value's list stays small however big the run
 constexpr size_t kMaxWords = 5000;
@@ -68,37 +59,17 @@ bool bulk_digest(std::string_view text, BulkDigest& digest) {
 
 Result<uint32_t> bulk_record(store::Store& store, const BulkDigest& digest,
                              const std::vector<store::AccountId>& accounts, int64_t now, const BulkOptions& options) {
-  std::array<uint32_t, kBulkHashes> counts{};
-  for (size_t k = 0; k < kBulkHashes; ++k) {
+  // A window of 0 counts (about) this message alone, not everything ever seen.
+  store::DataSetAddReq req{{}, accounts, now, std::max<uint32_t>(options.window_s, 1), kMaxSeen};
+  for (uint64_t value : digest) {
     char hex[24];
-    std::snprintf(hex, sizeof hex, "d/%016llx", static_cast<unsigned long long>(digest[k]));
-    store::DataKey key{0, std::string(kBulkNamespace), hex};
-    MAIL_ASSIGN_OR_RETURN(auto value, store.data_get(key));
-    BulkSeen seen, kept;
-    if (value.found && !decode(value.value, seen)) seen = {};
-    for (size_t i = 0; i < seen.accounts.size() && i < seen.times.size(); ++i) {
-      bool fresh = seen.times[i] > now - static_cast<int64_t>(options.window_s);
-      bool again = std::find(accounts.begin(), accounts.end(), seen.accounts[i]) != accounts.end();
-      if (fresh && !again) {  // a user seen again moves to the end with the new time
-        kept.accounts.push_back(seen.accounts[i]);
-        kept.times.push_back(seen.times[i]);
-      }
-    }
-    for (auto a : accounts) {
-      if (std::find(kept.accounts.begin(), kept.accounts.end(), a) != kept.accounts.end()) continue;
-      kept.accounts.push_back(a);
-      kept.times.push_back(now);
-    }
-    if (kept.accounts.size() > kMaxSeen) {
-      size_t drop = kept.accounts.size() - kMaxSeen;
-      kept.accounts.erase(kept.accounts.begin(), kept.accounts.begin() + static_cast<std::ptrdiff_t>(drop));
-      kept.times.erase(kept.times.begin(), kept.times.begin() + static_cast<std::ptrdiff_t>(drop));
-    }
-    counts[k] = static_cast<uint32_t>(kept.accounts.size());
-    MAIL_TRY(store.data_put(store::DataPutReq{key, encode(kept)}).status());
+    std::snprintf(hex, sizeof hex, "d/%016llx", static_cast<unsigned long long>(value));
+    req.keys.push_back(store::DataKey{0, std::string(kBulkNamespace), hex});
   }
-  std::sort(counts.begin(), counts.end(), std::greater<>());
-  return counts[1];
+  MAIL_ASSIGN_OR_RETURN(auto added, store.data_set_add(req));
+  if (added.sizes.size() != kBulkHashes) return error(Code::protocol, "data_set_add answered the wrong number of sets");
+  std::sort(added.sizes.begin(), added.sizes.end(), std::greater<>());
+  return added.sizes[1];
 }
 
 }  // namespace mail::spam

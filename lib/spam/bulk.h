@@ -16,7 +16,8 @@
 
 namespace mail::spam {
 
-// Global data (account 0) in this namespace, key "d/" + 16 hex digits per value.
+// Global data (account 0) in this namespace, key "d/" + 16 hex digits per value,
+// a store::DataTimedSet of account ids.
 constexpr std::string_view kBulkNamespace = "bulk";
 
 constexpr size_t kBulkHashes = 4;
@@ -36,8 +37,8 @@ struct BulkOptions {
 // Adds `accounts` (this message's local recipients) to each digest value's
 // users seen within the window and returns how many distinct users received
 // the message: the second highest count over the values, so two of them must
-// agree. Read-modify-write per value: concurrent deliveries of one digest may
-// lose a count (it is a heuristic, not a ledger).
+// agree. All values are one store data_set_add, applied in the store's writer
+// transaction, so concurrent deliveries of one body never lose a user.
 Result<uint32_t> bulk_record(store::Store& store, const BulkDigest& digest,
                              const std::vector<store::AccountId>& accounts, int64_t now, const BulkOptions& options);
 

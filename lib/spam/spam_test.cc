@@ -4,10 +4,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "auth/resolver.h"
 #include "spam/filter.h"
+#include "store/remote_store.h"
 #include "store/store.h"
+#include "store/store_server.h"
 
 namespace mail::spam {
 namespace {
@@ -283,6 +286,40 @@ TEST(Bulk, DigestKeepsSmallChangesAndTellsBodiesApart) {
   for (size_t k = 0; k < kBulkHashes; ++k) same_ab += a[k] == b[k], same_ac += a[k] == c[k];
   EXPECT_GE(same_ab, 2u);
   EXPECT_EQ(same_ac, 0u);
+}
+
+// Deliveries of one body at once, from several clients of mail-stored (as
+// mail-smtpd processes are), each to its own users: no user is lost.
+TEST_F(SpamTest, BulkDigestCountedAtOnceThroughTheStoreServerLosesNoUser) {
+  store::StoreServer server(*store_);
+  std::string sock = dir_ + "/stored.sock";
+  ASSERT_TRUE(server.listen(sock).is_ok());
+  BulkDigest digest;
+  ASSERT_TRUE(bulk_digest(kRun, digest));
+  BulkOptions o{1000, 3600};
+  constexpr int kClients = 4, kThreads = 4, kEach = 15;
+  std::vector<std::unique_ptr<store::Store>> clients;
+  for (int c = 0; c < kClients; ++c) {
+    auto r = store::RemoteStore::connect(sock, "spam_test");
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    clients.push_back(std::move(*r));
+  }
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c)
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, c, t] {
+        for (int i = 0; i < kEach; ++i) {
+          store::AccountId user = 1 + ((c * kThreads + t) * kEach + i);
+          auto n = bulk_record(*clients[c], digest, {user}, 1000 + i, o);
+          EXPECT_TRUE(n.is_ok()) << n.status().to_string();
+        }
+      });
+  for (auto& th : threads) th.join();
+  constexpr uint32_t kUsers = kClients * kThreads * kEach;
+  EXPECT_EQ(*bulk_record(*clients[0], digest, {kUsers}, 2000, o), kUsers);  // the last user again
+  EXPECT_EQ(*bulk_record(*store_, digest, {kUsers + 1}, 2000, o), kUsers + 1);
+  clients.clear();
+  server.stop();
 }
 
 TEST_F(SpamTest, BulkDigestCountsDistinctUsersInTheWindow) {

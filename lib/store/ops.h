@@ -311,6 +311,30 @@ struct DataScanResp {
   std::vector<DataItem> items;
   MAIL_FIELDS(items)
 };
+// A set kept in a data value, each member with the time it was last added,
+// oldest first (the value's encoding). data_set_add updates it inside the
+// writer's transaction, so concurrent adders never lose a member.
+struct DataTimedSet {
+  std::vector<uint64_t> members;
+  std::vector<int64_t> times;  // same length as members
+  MAIL_FIELDS(members, times)
+};
+// In each key's set, in one transaction: drops members last added at or
+// before now - window_s (window_s 0: none), adds `members` at `now` (a member
+// already there moves to the end), keeps the newest max_members (0: all). An
+// undecodable value counts as empty.
+struct DataSetAddReq {
+  std::vector<DataKey> keys;
+  std::vector<uint64_t> members;
+  int64_t now = 0;
+  uint32_t window_s = 0;
+  uint32_t max_members = 0;
+  MAIL_FIELDS(keys, members, now, window_s, max_members)
+};
+struct DataSetAddResp {
+  std::vector<uint32_t> sizes;  // per key: members in its set after the update
+  MAIL_FIELDS(sizes)
+};
 
 // ---- outbound queue --------------------------------------------------------------
 struct QueueListReq {
@@ -411,6 +435,7 @@ struct MessageInsertResp {
   X(51, data_get, DataKey, DataValue)                            \
   X(52, data_delete, DataKey, Empty)                             \
   X(53, data_scan, DataScanReq, DataScanResp)                    \
+  X(90, data_set_add, DataSetAddReq, DataSetAddResp)            \
   X(60, queue_list, QueueListReq, QueueListResp)                 \
   X(61, queue_get, QueueRef, QueueEntry)                         \
   X(62, queue_update, QueueUpdateReq, Empty)                     \

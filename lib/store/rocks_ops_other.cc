@@ -1,4 +1,6 @@
 // Per-account data, the outbound queue, and store-wide statistics on RocksDB.
+#include <algorithm>
+
 #include "store/rocks_internal.h"
 
 namespace mail::store {
@@ -54,6 +56,42 @@ Result<DataScanResp> RocksStore::data_scan(const DataScanReq& req) {
     return !req.limit || resp.items.size() < req.limit;
   }));
   return resp;
+}
+
+Result<DataSetAddResp> RocksStore::data_set_add(const DataSetAddReq& req) {
+  for (const auto& k : req.keys) MAIL_TRY(check_data_key(k.ns, k.key));
+  return impl_->write_op<DataSetAddResp>([&](Txn& txn) -> Result<DataSetAddResp> {
+    DataSetAddResp resp;
+    auto adding = [&](uint64_t m) { return std::find(req.members.begin(), req.members.end(), m) != req.members.end(); };
+    for (const auto& dk : req.keys) {
+      if (dk.account && !txn.exists(key::account(dk.account)))
+        return error(Code::not_found, "no such account id " + std::to_string(dk.account));
+      std::string k = key::data(dk.account, dk.ns, dk.key);
+      MAIL_ASSIGN_OR_RETURN(auto raw, txn.get(k));
+      DataTimedSet seen, kept;
+      if (raw && !decode(*raw, seen)) seen = {};
+      for (size_t i = 0; i < seen.members.size() && i < seen.times.size(); ++i) {
+        bool fresh = !req.window_s || seen.times[i] > req.now - static_cast<int64_t>(req.window_s);
+        if (fresh && !adding(seen.members[i])) {
+          kept.members.push_back(seen.members[i]);
+          kept.times.push_back(seen.times[i]);
+        }
+      }
+      for (uint64_t m : req.members) {
+        if (std::find(kept.members.begin(), kept.members.end(), m) != kept.members.end()) continue;
+        kept.members.push_back(m);
+        kept.times.push_back(req.now);
+      }
+      if (req.max_members && kept.members.size() > req.max_members) {
+        auto drop = static_cast<std::ptrdiff_t>(kept.members.size() - req.max_members);
+        kept.members.erase(kept.members.begin(), kept.members.begin() + drop);
+        kept.times.erase(kept.times.begin(), kept.times.begin() + drop);
+      }
+      txn.put_record(k, kept);
+      resp.sizes.push_back(static_cast<uint32_t>(kept.members.size()));
+    }
+    return resp;
+  });
 }
 
 // ---- outbound queue ----------------------------------------------------------------------

@@ -351,6 +351,44 @@ TEST_F(RocksStoreTest, DataAndQueue) {
   EXPECT_EQ(store_->content_get({r->content}).code(), Code::not_found);
 }
 
+TEST_F(RocksStoreTest, DataSetAddKeepsMembersOfAWindow) {
+  DataKey a{0, "bulk", "a"}, b{0, "bulk", "b"};
+  auto add = [&](std::vector<uint64_t> members, int64_t now, std::vector<DataKey> keys = {}) {
+    if (keys.empty()) keys = {a};
+    auto r = store_->data_set_add({keys, std::move(members), now, 100, 3});
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->sizes : std::vector<uint32_t>{};
+  };
+  EXPECT_EQ(add({1, 2}, 1000), std::vector<uint32_t>{2});
+  EXPECT_EQ(add({2}, 1050), std::vector<uint32_t>{2});  // again: no new member, 2 moves to 1050
+  EXPECT_EQ(add({3}, 1100), std::vector<uint32_t>{2});  // 1 (added at 1000) left the window
+  EXPECT_EQ(add({4, 5}, 1101), std::vector<uint32_t>{3});  // 2, 3, 4, 5: the newest 3 stay
+  auto v = store_->data_get(a);
+  DataTimedSet set;
+  ASSERT_TRUE(v.is_ok() && v->found && decode(v->value, set));
+  EXPECT_EQ(set.members, (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(set.times, (std::vector<int64_t>{1100, 1101, 1101}));
+  // Several keys in one transaction; a value that is no set counts as empty.
+  ASSERT_TRUE(store_->data_put({b, "not a set"}).is_ok());
+  EXPECT_EQ(add({6}, 1102, {a, b}), (std::vector<uint32_t>{3, 1}));
+  EXPECT_EQ(store_->data_set_add({{{99, "bulk", "x"}}, {1}, 1, 0, 0}).code(), Code::not_found);
+  EXPECT_EQ(store_->data_set_add({{{0, "", "x"}}, {1}, 1, 0, 0}).code(), Code::invalid);
+}
+
+TEST_F(RocksStoreTest, DataSetAddFromManyThreadsLosesNoMember) {
+  constexpr int kThreads = 8, kEach = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i)
+        EXPECT_TRUE(store_->data_set_add({{{0, "bulk", "k"}}, {uint64_t(t * kEach + i + 1)}, 1000, 0, 0}).is_ok());
+    });
+  for (auto& th : threads) th.join();
+  auto r = store_->data_set_add({{{0, "bulk", "k"}}, {}, 1000, 0, 0});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->sizes, std::vector<uint32_t>{kThreads * kEach});
+}
+
 TEST_F(RocksStoreTest, ConcurrentWritersAndSubscription) {
   ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
   auto joe = add_account("joe@example.com");

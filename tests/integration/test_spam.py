@@ -353,6 +353,78 @@ def test_bulk_digest_counts_local_users(run, store_dir, stored, daemons, tmp_pat
     assert fired == [False, False, True, False], [status(u) for u in users]
 
 
+def test_bulk_digest_counts_concurrent_deliveries_exactly(run, store_dir, stored, daemons, tmp_path):
+    """One body delivered at once to 16 users through two mail-smtpd processes
+    (8 smtplib clients each, started together): the store adds each user to
+    the digest's sets in its writer transaction, so none is lost. With
+    [spam] bulk_min_users = 17, BULK_DIGEST fires for a 17th user only if all
+    16 were counted; and not for any of the 16."""
+    import imaplib
+    import smtplib
+    import threading
+    from conftest import binary, free_port, port_open, wait_for
+    from test_smtp import hand_over, make_cert
+    users = [f"c{i}@example.test" for i in range(17)]
+    for u in users:
+        r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
+        assert r.returncode == 0, r.stderr.decode()
+    config = tmp_path / "mail.toml"
+    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nbulk_min_users = 17\n')
+    make_cert(store_dir)
+    hand_over(store_dir)
+    ports = [free_port(), free_port()]
+    smtpds = [daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
+                             "--listen", f"mx=127.0.0.1:{p}"], log=str(tmp_path / f"smtpd{i}.log"))
+              for i, p in enumerate(ports)]
+    imap = free_port()
+    imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{imap}"],
+                          log=str(tmp_path / "imapd.log"))
+    wait_for(lambda: all(port_open(p) for p in ports + [imap]) or not all(d.alive() for d in smtpds + [imapd]),
+             what="mail-smtpd and mail-imapd ports")
+    assert all(d.alive() for d in smtpds), [d.log_text() for d in smtpds]
+
+    def body(name):
+        return (f"From: Parcel Service <track@parcels.example>\r\nTo: {name}\r\nSubject: Your parcel\r\n"
+                "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <p@parcels.example>\r\n\r\n"
+                f"Dear {name}, your parcel 4711 could not be delivered because the address was incomplete.\r\n"
+                "Please confirm your details within two days or the parcel returns to the sender.\r\n")
+
+    # Every client connects and says EHLO first, then all send at once.
+    clients, errors = [], []
+    for i, u in enumerate(users[:16]):
+        s = smtplib.SMTP("127.0.0.1", ports[i % 2], timeout=30)
+        s.ehlo("client.example")
+        clients.append((s, u))
+    start = threading.Barrier(len(clients))
+
+    def send(s, u):
+        try:
+            start.wait()
+            s.sendmail("track@parcels.example", [u], body(u.split("@")[0]))
+            s.quit()
+        except Exception as e:  # reported below, with the user
+            errors.append((u, repr(e)))
+    threads = [threading.Thread(target=send, args=c) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    s = smtplib.SMTP("127.0.0.1", ports[0], timeout=30)
+    s.sendmail("track@parcels.example", [users[16]], body("c16"))
+    s.quit()
+
+    def status(user):
+        m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
+        m.login(user, "pw")
+        m.select("INBOX")
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
+        m.logout()
+        return " ".join(data[0][1].decode().split())
+    fired = [("BULK_DIGEST" in status(u)) for u in users]
+    assert fired == [False] * 16 + [True], [status(u) for u in users]
+
+
 def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tmp_path):
     """[spam] dnsbl/uribl asked through the [auth] resolver (a dnslib server on
     127.0.0.1): the client IP and a link domain listed fire RCVD_IN_/URI_IN_;
