@@ -167,6 +167,65 @@ void Session::cmd_copy(const std::string& tag, Parser& p, std::string& out, bool
   }
 }
 
+namespace {
+
+// One append-message (RFC 3501, 3502, 6855): [flag-list SP] [date-time SP]
+// then a literal or "UTF8 (" literal8 ")". Fills the content, summary, date and
+// the flags of a target for `account`; returns why not, for BAD.
+std::optional<std::string> read_append_message(Parser& p, store::AccountId account, store::DeliverReq& req) {
+  store::DeliveryTarget target;
+  target.account = account;
+  if (p.peek() == '(') {
+    auto f = p.flag_list();
+    if (!f || !p.space()) return p.ok() ? "bad APPEND flags" : p.error();
+    for (const auto& flag : *f) {
+      uint32_t bit;
+      if (!flag_bit(flag, &bit)) {
+        if (upper(flag) == "\\RECENT") continue;
+        return "invalid flag " + flag;
+      }
+      if (bit) target.flags |= bit;
+      else target.keywords.push_back(flag);
+    }
+  }
+  req.internal_date = time(nullptr);
+  if (p.peek() == '"') {
+    auto d = p.string();
+    if (!d) return p.error();
+    auto t = parse_internal_date(*d);
+    if (!t) return "invalid date-time";
+    req.internal_date = *t;
+    if (!p.space()) return "APPEND needs a message";
+  }
+  std::optional<std::string> msg;
+  if (p.consume_ci("UTF8")) {  // UTF8 (~{n}) from UTF8=ACCEPT
+    if (!p.space() || !p.consume('(')) return "bad UTF8 APPEND";
+    msg = p.literal();
+    if (!msg || !p.consume(')')) return "bad UTF8 APPEND";
+  } else {
+    msg = p.literal();
+  }
+  if (!msg) return p.error();
+  req.summary = msg->empty() ? std::string() : mime::summarize(*msg);
+  req.content = std::move(*msg);
+  req.targets.push_back(std::move(target));
+  return std::nullopt;
+}
+
+// The target mailbox of APPEND/REPLACE, or the NO that ends the command.
+Result<store::MailboxInfo> append_mailbox(store::Store& store, store::AccountId account, const std::string& name,
+                                          const std::string& tag, std::string& out) {
+  auto mb = store.mailbox_get({account, name});
+  if (!mb) {
+    out += tag;
+    out += mb.code() == Code::not_found ? " NO [TRYCREATE] no such mailbox" : ' ' + no_for(mb.status());
+    out += "\r\n";
+  }
+  return mb;
+}
+
+}  // namespace
+
 void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   std::optional<std::string> name;
@@ -175,58 +234,12 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
   // in one transaction, or none.
   store::DeliverBatchReq batch;
   batch.all_or_nothing = true;
-  bool first = true;
-  while (first || p.space()) {
-    first = false;
-    std::vector<std::string> flags;
-    if (p.peek() == '(') {
-      auto f = p.flag_list();
-      if (!f || !p.space()) return bad(p.ok() ? "bad APPEND flags" : p.error());
-      flags = *f;
-    }
-    int64_t date = time(nullptr);
-    if (p.peek() == '"') {
-      auto d = p.string();
-      if (!d) return bad(p.error());
-      auto t = parse_internal_date(*d);
-      if (!t) return bad("invalid date-time");
-      date = *t;
-      if (!p.space()) return bad("APPEND needs a message");
-    }
-    std::optional<std::string> msg;
-    if (p.consume_ci("UTF8")) {  // UTF8 (~{n}) from UTF8=ACCEPT
-      if (!p.space() || !p.consume('(')) return bad("bad UTF8 APPEND");
-      msg = p.literal();
-      if (!msg || !p.consume(')')) return bad("bad UTF8 APPEND");
-    } else {
-      msg = p.literal();
-    }
-    if (!msg) return bad(p.error());
-    store::DeliveryTarget target;
-    target.account = account_.id;
-    for (const auto& f : flags) {
-      uint32_t bit;
-      if (!flag_bit(f, &bit)) {
-        if (upper(f) == "\\RECENT") continue;
-        return bad("invalid flag " + f);
-      }
-      if (bit) target.flags |= bit;
-      else target.keywords.push_back(f);
-    }
-    auto& req = batch.messages.emplace_back();
-    req.summary = msg->empty() ? std::string() : mime::summarize(*msg);
-    req.content = std::move(*msg);
-    req.internal_date = date;
-    req.targets.push_back(std::move(target));
-  }
+  do {
+    if (auto why = read_append_message(p, account_.id, batch.messages.emplace_back())) return bad(*why);
+  } while (p.space());
   if (!p.at_end()) return bad("trailing characters after APPEND");
-  auto mb = env_.store->mailbox_get({account_.id, mailbox_from_imap(*name)});
-  if (!mb) {
-    out += tag;
-    out += mb.code() == Code::not_found ? " NO [TRYCREATE] no such mailbox" : ' ' + no_for(mb.status());
-    out += "\r\n";
-    return;
-  }
+  auto mb = append_mailbox(*env_.store, account_.id, mailbox_from_imap(*name), tag, out);
+  if (!mb) return;
   for (size_t i = 0; i < batch.messages.size(); ++i) {
     if (batch.messages[i].content.empty()) {
       out += tag + " NO empty message" + (batch.messages.size() > 1 ? " (" + std::to_string(i + 1) + ")" : "") +
@@ -253,6 +266,56 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
   if (sel_) sync(out, true);
   out += tag + " OK [APPENDUID " + std::to_string(uidvalidity) + " " + uid_set_string(uids) +
          "] APPEND completed\r\n";
+}
+
+// REPLACE (RFC 8508): APPEND the new message, then expunge the old one. Two
+// store transactions in that order: a failed append leaves the original, and a
+// crash in between leaves both, never neither.
+void Session::cmd_replace(const std::string& tag, Parser& p, std::string& out, bool uid) {
+  auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
+  std::optional<uint32_t> n;
+  std::optional<std::string> name;
+  if (!p.space() || !(n = p.nz_number()) || !p.space() || !(name = p.astring()) || !p.space())
+    return bad("REPLACE needs a message, a mailbox and the new message");
+  store::DeliverReq req;
+  if (auto why = read_append_message(p, account_.id, req)) return bad(*why);
+  if (!p.at_end()) return bad("trailing characters after REPLACE");
+  size_t index = uid ? sel_->index_of(*n) : *n - 1;
+  if (!uid && index >= sel_->msgs.size()) return bad("invalid message sequence number");
+  const auto& pending = sel_->pending_expunge;
+  if (index >= sel_->msgs.size() || std::binary_search(pending.begin(), pending.end(), sel_->msgs[index].uid)) {
+    out += tag + " NO no such message\r\n";
+    return;
+  }
+  if (sel_->read_only) {
+    out += tag + " NO [READ-ONLY] the mailbox is read-only\r\n";
+    return;
+  }
+  if (req.content.empty()) {
+    out += tag + " NO empty message\r\n";
+    return;
+  }
+  store::Uid old_uid = sel_->msgs[index].uid;
+  auto mb = append_mailbox(*env_.store, account_.id, mailbox_from_imap(*name), tag, out);
+  if (!mb) return;
+  req.targets[0].mailbox = mb->id;
+  auto r = env_.store->deliver(req);
+  if (r && (r->results.empty() || r->results[0].code != Code::ok))
+    r = r->results.empty() ? Status(Code::internal, "no delivery result")
+                           : Status(r->results[0].code, r->results[0].message);
+  if (!r) {
+    out += tag + " " + no_for(r.status()) + "\r\n";
+    return;
+  }
+  out += "* OK [APPENDUID " + std::to_string(r->results[0].uidvalidity) + " " + std::to_string(r->results[0].uid) +
+         "] replacement message stored\r\n";
+  auto e = env_.store->expunge({sel_->info.id, {old_uid}});
+  sync(out, true);
+  if (!e) {
+    out += tag + " " + no_for(e.status()) + "\r\n";
+    return;
+  }
+  out += tag + " OK REPLACE completed\r\n";
 }
 
 }  // namespace mail::imap

@@ -77,7 +77,7 @@ std::string Session::capabilities() const {
     else c += " LOGINDISABLED";
     c += " SASL-IR";
   }
-  c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND CHILDREN LIST-EXTENDED LIST-STATUS"
+  c += " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND REPLACE CHILDREN LIST-EXTENDED LIST-STATUS"
        " SPECIAL-USE ESEARCH SEARCHRES SORT ESORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
        " CONDSTORE QRESYNC BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
@@ -113,7 +113,7 @@ void Session::handle(std::string_view command, std::string& out) {
     cmd = upper(*name);
     uid = true;
     if (cmd != "FETCH" && cmd != "SEARCH" && cmd != "STORE" && cmd != "COPY" && cmd != "MOVE" &&
-        cmd != "EXPUNGE" && cmd != "SORT" && cmd != "THREAD") {
+        cmd != "EXPUNGE" && cmd != "SORT" && cmd != "THREAD" && cmd != "REPLACE") {
       out += *tag + " BAD unknown UID command\r\n";
       return;
     }
@@ -188,6 +188,7 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
   if (c == "FETCH") return cmd_fetch(tag, p, out, uid);
   if (c == "STORE") return cmd_store(tag, p, out, uid);
   if (c == "COPY" || c == "MOVE") return cmd_copy(tag, p, out, uid, c == "MOVE");
+  if (c == "REPLACE") return cmd_replace(tag, p, out, uid);
   out += tag + " BAD unknown command\r\n";
 }
 

@@ -153,6 +153,7 @@ class Session {
   void cmd_list(const std::string& tag, Parser& p, std::string& out, bool lsub);
   void cmd_status(const std::string& tag, Parser& p, std::string& out);
   void cmd_append(const std::string& tag, Parser& p, std::string& out);
+  void cmd_replace(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_close(const std::string& tag, Parser& p, std::string& out, bool expunge);
   void cmd_expunge(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_search(const std::string& tag, Parser& p, std::string& out, bool uid);

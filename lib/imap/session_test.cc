@@ -363,5 +363,30 @@ TEST_F(ImapSessionTest, QresyncReportsVanished) {
   EXPECT_TRUE(has(run(*s, "s SELECT INBOX (QRESYNC (1 x))"), "s BAD"));
 }
 
+TEST_F(ImapSessionTest, ReplaceAppendsThenExpunges) {
+  auto s = logged_in();
+  append(*s, "Drafts", kMessage, "\\Draft");
+  append(*s, "Drafts", kMessage);
+  run(*s, "s SELECT Drafts");
+  std::string m(kMessage);
+  std::string lit = " {" + std::to_string(m.size()) + "+}\r\n" + m;
+  std::string out = run(*s, "r REPLACE 1 Drafts (\\Draft \\Seen)" + lit);
+  EXPECT_TRUE(has(out, "* OK [APPENDUID ")) << out;
+  EXPECT_TRUE(has(out, " 3] replacement message stored\r\n* 1 EXPUNGE\r\n* 2 EXISTS\r\n")) << out;
+  out = run(*s, "u UID REPLACE 3 INBOX" + lit);
+  EXPECT_TRUE(has(out, "* 2 EXPUNGE\r\n")) << out;
+  EXPECT_TRUE(has(out, "u OK REPLACE completed")) << out;
+  EXPECT_TRUE(has(run(*s, "x STATUS INBOX (MESSAGES)"), "(MESSAGES 1)"));
+  // Errors leave the original where it is.
+  EXPECT_TRUE(has(run(*s, "n REPLACE 1 Nowhere" + lit), "n NO [TRYCREATE]"));
+  EXPECT_TRUE(has(run(*s, "n UID REPLACE 99 INBOX" + lit), "n NO no such message"));
+  EXPECT_TRUE(has(run(*s, "n REPLACE 9 INBOX" + lit), "n BAD"));
+  EXPECT_TRUE(has(run(*s, "n REPLACE 1 INBOX {0+}\r\n"), "n NO empty message"));
+  EXPECT_TRUE(has(run(*s, "n REPLACE 1 INBOX"), "n BAD"));
+  run(*s, "e EXAMINE Drafts");
+  EXPECT_TRUE(has(run(*s, "n REPLACE 1 INBOX" + lit), "n NO [READ-ONLY]"));
+  EXPECT_TRUE(has(run(*s, "x STATUS Drafts (MESSAGES)"), "(MESSAGES 1)"));
+}
+
 }  // namespace
 }  // namespace mail::imap

@@ -1,4 +1,4 @@
-"""MULTIAPPEND (RFC 3502) and QRESYNC (RFC 7162) in mail-imapd, over a raw
+"""MULTIAPPEND (RFC 3502), QRESYNC (RFC 7162) and REPLACE (RFC 8508) in mail-imapd, over a raw
 socket (imaplib sends neither) with imaplib checking the results."""
 import re
 
@@ -129,5 +129,29 @@ def test_qresync_select_fetch_vanished_and_live_expunges(stack):
     assert line == "* VANISHED 6"
     c.send("DONE\r\n")
     assert c.until("i")[-1].startswith("i OK")
+    m.logout()
+    c.close()
+
+
+def test_replace_draft(stack):
+    m = stack.connect()
+    ok(m.append("Drafts", "(\\Draft)", None, MESSAGE))
+    c = login(stack)
+    assert " REPLACE " in c.command("c", "CAPABILITY")[0]
+    c.command("s", "SELECT Drafts")
+    new = MESSAGE.replace(b"lunch", b"brunch")
+    c.send(b"r UID REPLACE 1 Drafts (\\Draft \\Seen) {%d}\r\n" % len(new))
+    assert c.line().startswith("+ ")
+    c.send(new + b"\r\n")
+    lines = c.until("r")
+    assert re.match(r"\* OK \[APPENDUID \d+ 2\]", lines[0]), lines
+    assert lines[1:3] == ["* 1 EXPUNGE", "* 1 EXISTS"] and lines[-1] == "r OK REPLACE completed", lines
+    # A failed append keeps the original.
+    c.send(b"n REPLACE 1 Nowhere {%d+}\r\n" % len(new) + new + b"\r\n")
+    assert c.until("n")[-1].startswith("n NO [TRYCREATE]")
+    ok(m.select("Drafts"))
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert len([x for x in data if isinstance(x, tuple)]) == 1, data
+    assert b"brunch" in data[0][1] and b"\\Seen" in data[0][0], data
     m.logout()
     c.close()
