@@ -1,5 +1,6 @@
 #include "auth/canon.h"
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -10,10 +11,11 @@ namespace {
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// True when one of the eight bytes of x is b.
-bool has_byte(uint64_t x, unsigned char b) {
-  uint64_t y = x ^ (0x0101010101010101ULL * b);
-  return ((y - 0x0101010101010101ULL) & ~y & 0x8080808080808080ULL) != 0;
+// 0x80 in each byte of x that equals b, exactly (no borrow between bytes).
+uint64_t byte_is(uint64_t x, char b) {
+  constexpr uint64_t k7f = 0x7f7f7f7f7f7f7f7fULL;
+  uint64_t y = x ^ (0x0101010101010101ULL * static_cast<unsigned char>(b));
+  return ~(((y & k7f) + k7f) | y | k7f);
 }
 
 }  // namespace
@@ -77,11 +79,15 @@ void canon_header(const HeaderField& field, Canon canon, std::string& out) {
     if (field.raw.size() < 2 || field.raw.substr(field.raw.size() - 2) != "\r\n") out.append("\r\n");
     return;
   }
-  for (char c : field.name) out.push_back(lower(c));
-  out.push_back(':');
   std::string_view raw = field.raw;
   size_t colon = raw.find(':');
   std::string_view value = colon == std::string_view::npos ? std::string_view() : raw.substr(colon + 1);
+  // Written through a pointer into room for the longest result.
+  size_t base = out.size();
+  out.resize(base + field.name.size() + 1 + value.size() + 2);
+  char* w = out.data() + base;
+  for (char c : field.name) *w++ = lower(c);
+  *w++ = ':';
   // Unfold, turn whitespace runs into one space, drop it at both ends.
   bool pending_space = false, started = false;
   for (char c : value) {
@@ -90,12 +96,14 @@ void canon_header(const HeaderField& field, Canon canon, std::string& out) {
       pending_space = started;
       continue;
     }
-    if (pending_space) out.push_back(' ');
+    if (pending_space) *w++ = ' ';
     pending_space = false;
     started = true;
-    out.push_back(c);
+    *w++ = c;
   }
-  out.append("\r\n");
+  *w++ = '\r';
+  *w++ = '\n';
+  out.resize(static_cast<size_t>(w - out.data()));
 }
 
 void canon_body(std::string_view body, Canon canon, std::string& out) {
@@ -124,32 +132,40 @@ void canon_body(std::string_view body, Canon canon, std::string& out) {
     }
     const char* content_end = eol ? eol - 1 : end;
     char* line = w;
-    bool space = false;  // a WSP run is pending: one SP before the next character
-    auto one = [&](char c) {
-      if (c == ' ' || c == '\t') {
-        space = true;
-      } else {
-        if (space) *w++ = ' ';
-        space = false;
-        *w++ = c;
-      }
+    // A WSP run becomes one SP: a WSP byte right after a WSP byte is dropped,
+    // a kept one written as SP. Eight bytes at a time (SWAR): tabs turned into
+    // spaces, then the dropped bytes (seldom more than one) squeezed out.
+    bool prev = false;
+    auto one = [&w, &prev](char c) {
+      bool wsp = is_wsp(c);
+      *w = wsp ? ' ' : c;
+      w += !(wsp && prev);
+      prev = wsp;
     };
     const char* q = p;
-    // Eight bytes at a time while they hold no WSP (base64 parts, long words).
-    while (content_end - q >= 8) {
-      uint64_t x;
-      std::memcpy(&x, q, 8);
-      if (!has_byte(x, ' ') && !has_byte(x, '\t')) {
-        if (space) *w++ = ' ';
-        space = false;
-        std::memcpy(w, q, 8);
-        w += 8;
-        q += 8;
-        continue;
+    if constexpr (std::endian::native == std::endian::little) {
+      constexpr uint64_t kTabToSpace = '\t' ^ ' ';
+      for (; content_end - q >= 8; q += 8) {
+        uint64_t x;
+        std::memcpy(&x, q, 8);
+        uint64_t tab = byte_is(x, '\t'), wsp = tab | byte_is(x, ' ');
+        uint64_t drop = wsp & ((wsp << 8) | (prev ? 0x80 : 0));
+        x ^= (tab >> 7) * kTabToSpace;
+        size_t n = 8;
+        while (drop) {
+          unsigned k = static_cast<unsigned>(__builtin_ctzll(drop)) / 8;  // the lowest dropped byte
+          uint64_t below = (uint64_t{1} << (8 * k)) - 1;
+          x = (x & below) | ((x >> 8) & ~below);
+          drop = (drop >> 8) & ~below;
+          --n;
+        }
+        std::memcpy(w, &x, 8);
+        w += n;
+        prev = (wsp >> 63) != 0;
       }
-      for (const char* e8 = q + 8; q < e8; ++q) one(*q);
     }
     for (; q < content_end; ++q) one(*q);
+    if (prev) --w;  // the run at the end of the line goes
     bool empty = w == line;
     *w++ = '\r';
     *w++ = '\n';

@@ -200,19 +200,20 @@ int64_t clock_now() {
 // (RFC 6376 5.4.2), canonicalized and appended to `out`.
 void append_signed_headers(const MailMessage& msg, const std::vector<std::string>& names, Canon canon,
                            std::string& out) {
-  std::map<std::string, size_t> used;
   const auto& headers = msg.headers();
-  for (const auto& name : names) {
-    size_t& skip = used[lower(name)];
+  for (size_t n = 0; n < names.size(); ++n) {
+    // The k-th listing of a name takes its k-th instance from the bottom
+    // (counted, not kept in a map: h= lists are short).
+    size_t skip = 0;
+    for (size_t j = 0; j < n; ++j) skip += header_name_equal(names[j], names[n]);
     size_t seen = 0;
     for (size_t i = headers.size(); i-- > 0;) {
-      if (!header_name_equal(headers[i].name, name)) continue;
+      if (!header_name_equal(headers[i].name, names[n])) continue;
       if (seen++ == skip) {
         canon_header(headers[i], canon, out);
         break;
       }
     }
-    ++skip;
   }
 }
 
