@@ -13,7 +13,7 @@ import pytest
 
 from conftest import free_port, port_open, wait_for
 from test_queue import JOE, Sink, qstack, wait_empty  # noqa: F401 (qstack is a fixture)
-from test_mta_sts import LocalCa, openssl
+from test_mta_sts import LocalCa, PolicyServer, openssl, policy
 
 if not (shutil.which("nsd") or os.path.exists("/usr/sbin/nsd")) or not shutil.which("ldns-signzone"):
     pytest.skip("nsd and ldnsutils are needed (scripts/install-deps)", allow_module_level=True)
@@ -202,6 +202,35 @@ def test_insecure_mx_answer_ignores_signed_tlsa(dane):
     wait_empty(dane)
     assert len(sink.messages) == 1
 
+
+@pytest.mark.parametrize("tlsa", [True, False])
+def test_dane_wins_over_mta_sts(dane, tlsa):
+    # an enforce policy naming no MX host defers (without TLSA: the control);
+    # with TLSA records DANE rules and the policy is not even fetched (RFC 8461 2)
+    https_port = free_port()
+    server = PolicyServer("127.0.0.50", https_port, dane.ca.issue("mta-sts.both.example"),
+                          policy("enforce", mx=("*.other.example",)))
+    try:
+        sink = dane.dane_sink("127.0.0.49", cert="mx.both.example")
+        digest = spki_sha256(dane.pem("mx.both.example"))
+        dane.zones.mx("both.example", "127.0.0.49", dane.port, f"3 1 1 {digest}" if tlsa else None)
+        dane.zones.add('_mta-sts.both.example. IN TXT "v=STSv1; id=1;"')
+        dane.zones.add("mta-sts.both.example. IN A 127.0.0.50")
+        dane.sendmail("-f", JOE, "far@both.example")
+        dane.zones.start()
+        dane.zone.port = dane.zones.port
+        dane.extra_config = (f'dnssec_trust_anchor = "{dane.zones.trust_anchor}"\n'
+                             f'tls_ca_file = "{dane.ca.cert}"\nmta_sts_port = {https_port}\n')
+        dane.start_queued()
+        if tlsa:
+            wait_empty(dane)
+            assert len(sink.messages) == 1 and sink.messages[0][4]
+            assert server.fetches == 0
+        else:
+            e = attempted(dane)
+            assert "MTA-STS" in e["last_error"] and sink.messages == [] and server.fetches == 1
+    finally:
+        server.stop()
 
 def test_tls_report_of_the_day_reaches_the_rua_mailbox(dane):
     import gzip
