@@ -53,6 +53,25 @@ const char* special_use_name(store::SpecialUse s) {
   }
 }
 
+// Subscriptions of names with no mailbox (RFC 3501 6.3.6: SUBSCRIBE does not
+// need the mailbox, DELETE does not unsubscribe), kept in the account's data.
+store::DataKey orphan_subscription(store::AccountId account, const std::string& name) {
+  return {account, "imap", "s/" + name};
+}
+
+// list-mailbox (RFC 3501): a string, or atom characters with the wildcards.
+std::optional<std::string> list_pattern(Parser& p) {
+  if (p.peek() == '"' || p.at_literal()) return p.string();
+  std::string pat;
+  for (char c = p.peek(); c == '%' || c == '*' || c == ']' || is_atom_char(c) || static_cast<unsigned char>(c) >= 0x80;
+       c = p.peek()) {
+    pat += c;
+    p.consume(c);
+  }
+  if (pat.empty()) return std::nullopt;
+  return pat;
+}
+
 store::SpecialUse special_use_from(const std::string& f) {
   std::string u = upper(f);
   if (u == "\\SENT") return store::SpecialUse::sent;
@@ -221,6 +240,11 @@ void Session::cmd_create(const std::string& tag, Parser& p, std::string& out) {
     out += tag + " " + no_for(r.status()) + "\r\n";
     return;
   }
+  // A name subscribed while it had no mailbox: the new mailbox is subscribed.
+  auto key = orphan_subscription(account_.id, n);
+  if (auto had = env_.store->data_get(key); had && had->found &&
+      env_.store->mailbox_subscribe({account_.id, n, true}))
+    (void)env_.store->data_delete(key);
   out += tag + " OK CREATE completed\r\n";
 }
 
@@ -239,11 +263,13 @@ void Session::cmd_delete(const std::string& tag, Parser& p, std::string& out) {
     sel_.reset();
     state_ = State::authenticated;
   }
+  auto before = env_.store->mailbox_get({account_.id, n});
   auto r = env_.store->mailbox_delete({account_.id, n});
   if (!r) {
     out += tag + " " + no_for(r.status()) + "\r\n";
     return;
   }
+  if (before && before->subscribed) (void)env_.store->data_put({orphan_subscription(account_.id, n), ""});
   out += tag + " OK DELETE completed\r\n";
 }
 
@@ -272,7 +298,15 @@ void Session::cmd_subscribe(const std::string& tag, Parser& p, std::string& out,
     out += tag + " BAD needs a mailbox name\r\n";
     return;
   }
-  auto r = env_.store->mailbox_subscribe({account_.id, mailbox_from_imap(*name), on});
+  std::string n = mailbox_from_imap(*name);
+  auto r = env_.store->mailbox_subscribe({account_.id, n, on});
+  if (!r && r.code() == Code::not_found && on && valid_name(n)) {
+    r = env_.store->data_put({orphan_subscription(account_.id, n), ""});
+  } else if (!r && r.code() == Code::not_found && !on) {
+    auto key = orphan_subscription(account_.id, n);
+    auto had = env_.store->data_get(key);
+    if (had && had->found) r = env_.store->data_delete(key);
+  }
   if (!r) {
     out += tag + " " + no_for(r.status()) + "\r\n";
     return;
@@ -383,28 +417,17 @@ void Session::cmd_list(const std::string& tag, Parser& p, std::string& out, bool
   auto ref = p.astring();
   if (!ref || !p.space()) return bad("LIST needs a reference and a pattern");
   std::vector<std::string> patterns;
-  if (!lsub && p.consume('(')) {
-    while (!p.consume(')')) {
-      auto s = p.astring();
+  if (!lsub && p.consume('(')) {  // LIST-EXTENDED pattern list
+    do {
+      auto s = list_pattern(p);
       if (!s) return bad("bad pattern list");
       patterns.push_back(*s);
-      p.space();
-    }
+    } while (p.space());
+    if (!p.consume(')')) return bad("bad pattern list");
   } else {
-    // list-mailbox may contain % and *
-    std::string pat;
-    if (p.peek() == '"' || p.peek() == '{') {
-      auto s = p.string();
-      if (!s) return bad("bad pattern");
-      pat = *s;
-    } else {
-      while (!p.at_end() && p.peek() != ' ' && p.peek() != '\r' && p.peek() != '\n') {
-        pat += p.peek();
-        p.consume(p.peek());
-      }
-      if (pat.empty()) return bad("bad pattern");
-    }
-    patterns.push_back(pat);
+    auto s = list_pattern(p);
+    if (!s) return bad("bad pattern");
+    patterns.push_back(*s);
   }
   if (p.space()) {
     if (lsub || !p.consume_ci("RETURN") || !p.space() || !p.consume('(')) return bad("bad return options");
@@ -439,21 +462,43 @@ void Session::cmd_list(const std::string& tag, Parser& p, std::string& out, bool
     return;
   }
   auto& list = mbs->mailboxes;
+  // Subscribed names without a mailbox: \NonExistent (RFC 5258) entries.
+  if (sel_subscribed || lsub) {
+    auto orphans = env_.store->data_scan({account_.id, "imap", "s/", 0});
+    if (orphans)
+      for (const auto& item : orphans->items) {
+        store::MailboxInfo gone;
+        gone.name = item.key.substr(2);
+        gone.subscribed = true;
+        gone.id = 0;  // marks it as not existing
+        if (std::none_of(list.begin(), list.end(), [&](const auto& m) { return m.name == gone.name; }))
+          list.push_back(std::move(gone));
+      }
+  }
   std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  auto is_under = [](const std::string& child, const std::string& n) {
+    return child.size() > n.size() + 1 && child.compare(0, n.size() + 1, n + "/") == 0;
+  };
   auto has_children = [&](const std::string& n) {
-    return std::any_of(list.begin(), list.end(),
-                       [&](const auto& m) { return m.name.size() > n.size() + 1 && m.name.compare(0, n.size() + 1, n + "/") == 0; });
+    return std::any_of(list.begin(), list.end(), [&](const auto& m) { return m.id && is_under(m.name, n); });
+  };
+  auto matches = [&](const std::string& name) {
+    std::string imap_name = mailbox_to_imap(name);
+    return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& pat) {
+      std::string full = *ref + pat;
+      std::string up = upper(full);
+      if (up.rfind("INBOX", 0) == 0 && (up.size() == 5 || up[5] == '/')) full = "INBOX" + full.substr(5);
+      return pattern_match(full, imap_name);
+    });
   };
   for (const auto& mb : list) {
     std::string imap_name = mailbox_to_imap(mb.name);
-    bool match = false;
-    for (auto pat : patterns) {
-      std::string full = *ref + pat;
-      std::string up = upper(full);
-      if (up.rfind("INBOX", 0) == 0 && (up.size() == 5 || up[5] == '/' )) full = "INBOX" + full.substr(5);
-      if (pattern_match(full, imap_name)) match = true;
-    }
-    if (!match) continue;
+    if (!matches(mb.name)) continue;
+    // RECURSIVEMATCH (RFC 5258 3): a match with a subscribed descendant the
+    // patterns do not reach is listed with CHILDINFO, subscribed or not.
+    bool childinfo = recursive && sel_subscribed && std::any_of(list.begin(), list.end(), [&](const auto& m) {
+                       return m.subscribed && is_under(m.name, mb.name) && !matches(m.name);
+                     });
     // LSUB with '%': an unsubscribed parent of subscribed mailboxes is listed
     // \Noselect so the client can descend (RFC 3501 6.3.9).
     bool lsub_parent = false;
@@ -466,22 +511,24 @@ void Session::cmd_list(const std::string& tag, Parser& p, std::string& out, bool
                     });
       if (!lsub_parent) continue;
     }
-    if (sel_subscribed && !mb.subscribed) continue;
+    if (sel_subscribed && !mb.subscribed && !childinfo) continue;
     if (sel_special && mb.special_use == store::SpecialUse::none) continue;
     std::string attrs;
     auto add = [&](const char* a) {
       if (!attrs.empty()) attrs += ' ';
       attrs += a;
     };
-    if (!lsub) add(has_children(mb.name) ? "\\HasChildren" : "\\HasNoChildren");
+    if (!mb.id && !lsub) add("\\NonExistent");
+    else if (!lsub) add(has_children(mb.name) ? "\\HasChildren" : "\\HasNoChildren");
     if (lsub_parent) add("\\Noselect");
     if ((sel_subscribed || ret_subscribed) && mb.subscribed) add("\\Subscribed");
     if (const char* su = special_use_name(mb.special_use); su && (ret_special || sel_special || !ret_subscribed))
       add(su);
     out += std::string("* ") + (lsub ? "LSUB" : "LIST") + " (" + attrs + ") \"/\" ";
     mime::append_imap_string(out, imap_name);
+    if (childinfo) out += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
     out += "\r\n";
-    if (!status.empty()) {
+    if (!status.empty() && mb.id) {
       std::string s = status_items(mb, status);
       out += "* STATUS ";
       mime::append_imap_string(out, imap_name);

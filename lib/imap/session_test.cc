@@ -388,5 +388,33 @@ TEST_F(ImapSessionTest, ReplaceAppendsThenExpunges) {
   EXPECT_TRUE(has(run(*s, "x STATUS Drafts (MESSAGES)"), "(MESSAGES 1)"));
 }
 
+TEST_F(ImapSessionTest, ListExtendedSubscriptionsOutliveMailboxes) {
+  auto s = logged_in();
+  for (const char* n : {"a/b/c", "a/d", "gone"}) run(*s, std::string("c CREATE ") + n);
+  EXPECT_TRUE(has(run(*s, "u SUBSCRIBE a/b/c"), "u OK"));
+  EXPECT_TRUE(has(run(*s, "u SUBSCRIBE gone"), "u OK"));
+  EXPECT_TRUE(has(run(*s, "d DELETE gone"), "d OK"));
+  EXPECT_TRUE(has(run(*s, "u SUBSCRIBE never/made"), "u OK"));
+  std::string out = run(*s, "l LIST (SUBSCRIBED) \"\" (gone never*)");
+  EXPECT_TRUE(has(out, "* LIST (\\NonExistent \\Subscribed) \"/\" \"gone\"\r\n")) << out;
+  EXPECT_TRUE(has(out, "* LIST (\\NonExistent \\Subscribed) \"/\" \"never/made\"\r\n")) << out;
+  EXPECT_TRUE(has(run(*s, "l LSUB \"\" gone"), "* LSUB () \"/\" \"gone\""));
+  // RECURSIVEMATCH: a/b has a subscribed child the pattern does not reach.
+  out = run(*s, "l LIST (SUBSCRIBED RECURSIVEMATCH) \"\" a/%");
+  EXPECT_TRUE(has(out, "* LIST (\\HasChildren) \"/\" \"a/b\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n")) << out;
+  EXPECT_FALSE(has(out, "a/d")) << out;
+  out = run(*s, "l LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (a/b a/b/c)");
+  EXPECT_FALSE(has(out, "CHILDINFO")) << out;
+  EXPECT_TRUE(has(out, "\"a/b/c\"")) << out;
+  // Recreated, it is subscribed again; unsubscribing a name with no mailbox works.
+  EXPECT_TRUE(has(run(*s, "c CREATE gone"), "c OK"));
+  EXPECT_TRUE(has(run(*s, "l LIST (SUBSCRIBED) \"\" gone"), "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"gone\""));
+  EXPECT_TRUE(has(run(*s, "u UNSUBSCRIBE never/made"), "u OK"));
+  EXPECT_FALSE(has(run(*s, "l LIST (SUBSCRIBED) \"\" *"), "never")) << out;
+  EXPECT_TRUE(has(run(*s, "u UNSUBSCRIBE never/made"), "u NO"));
+  EXPECT_TRUE(has(run(*s, "l LIST \"\" (a/% )"), "l BAD"));
+  EXPECT_TRUE(has(run(*s, "l LIST \"\" ()"), "l BAD"));
+}
+
 }  // namespace
 }  // namespace mail::imap

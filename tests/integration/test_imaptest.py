@@ -14,9 +14,8 @@ SUITE = os.environ.get("MAIL_IMAPTEST_DIR", os.path.join(TESTSUITES, "imaptest",
 RUNNER = os.path.join(SOURCE_DIR, "tests", "imaptest", "imaptest_runner.py")
 
 # Server gaps still open (the runner fails the test when one of these passes,
-# so the list only shrinks): BINARY of a part in a binary-encoded message,
-# LIST-EXTENDED RECURSIVEMATCH/CHILDINFO, \NonExistent and pattern lists.
-KNOWN_FAILURES = ["append-binary", "listext"]
+# so the list only shrinks): BINARY of a part in a binary-encoded message.
+KNOWN_FAILURES = ["append-binary"]
 
 
 def test_imaptest_groups(datadir_for_daemons, tmp_path, daemons, run):
