@@ -336,7 +336,8 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
           st = client->open(ip, route->port, hopts);
         }
         const std::string why = st ? "" : host.name + "[" + ip + "]: " + st.message();
-        if (dane_host && st.code() != Code::unavailable)
+        // A host that never answered is no TLS session to report.
+        if (dane_host && st.code() != Code::unavailable && (st || client->last().code != 0))
           record_tls(domain, bool(st), why, "tlsa",
                      client->extensions().starttls ? "validation-failure" : "starttls-not-supported");
         else if (enforce && st.code() != Code::unavailable)
