@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -30,14 +31,21 @@ std::string ssl_error_text() {
   return buf;
 }
 
-// One client connection: the socket, TLS once started, and the wake eventfd.
+// One client connection: the socket, TLS once started, COMPRESS=DEFLATE once
+// started (inside TLS: compressed bytes go through SSL), and the wake eventfd.
 struct Conn {
   int fd = -1;
   int wake_fd = -1;
   SSL* ssl = nullptr;
-  std::string in;  // bytes read, not yet consumed
+  std::string in;  // bytes read (inflated), not yet consumed
+  bool deflating = false;
+  z_stream zin{}, zout{};
 
   ~Conn() {
+    if (deflating) {
+      inflateEnd(&zin);
+      deflateEnd(&zout);
+    }
     if (ssl) {
       SSL_shutdown(ssl);
       SSL_free(ssl);
@@ -45,7 +53,50 @@ struct Conn {
     if (wake_fd >= 0) ::close(wake_fd);
   }
 
+  // RFC 4978: raw DEFLATE both ways. Bytes already read are compressed ones
+  // (the client starts compressing once it has read our OK).
+  bool start_compress() {
+    if (inflateInit2(&zin, -15) != Z_OK) return false;
+    if (deflateInit2(&zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      inflateEnd(&zin);
+      return false;
+    }
+    deflating = true;
+    std::string pending = std::move(in);
+    in.clear();
+    return inflate_into_in(pending.data(), pending.size());
+  }
+
+  bool inflate_into_in(const char* data, size_t n) {
+    zin.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+    zin.avail_in = static_cast<uInt>(n);
+    char buf[65536];
+    do {  // output space left over means all input was used
+      zin.next_out = reinterpret_cast<Bytef*>(buf);
+      zin.avail_out = sizeof buf;
+      int r = inflate(&zin, Z_SYNC_FLUSH);
+      if (r != Z_OK && r != Z_BUF_ERROR) return false;  // corrupt stream, or the client ended it
+      in.append(buf, sizeof buf - zin.avail_out);
+    } while (zin.avail_out == 0);
+    return true;
+  }
+
   bool write_all(std::string_view s) {
+    if (!deflating) return write_raw(s);
+    // One sync flush per response batch: the client can decode all of it now.
+    zout.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(s.data()));
+    zout.avail_in = static_cast<uInt>(s.size());
+    char buf[65536];
+    do {
+      zout.next_out = reinterpret_cast<Bytef*>(buf);
+      zout.avail_out = sizeof buf;
+      if (deflate(&zout, Z_SYNC_FLUSH) == Z_STREAM_ERROR) return false;
+      if (!write_raw(std::string_view(buf, sizeof buf - zout.avail_out))) return false;
+    } while (zout.avail_out == 0);
+    return true;
+  }
+
+  bool write_raw(std::string_view s) {
     size_t off = 0;
     while (off < s.size()) {
       if (ssl) {
@@ -79,15 +130,15 @@ struct Conn {
       }
     }
     char buf[65536];
+    ssize_t n;
     if (ssl) {
-      int n = SSL_read(ssl, buf, sizeof buf);
-      if (n <= 0) return 0;
-      in.append(buf, static_cast<size_t>(n));
-      return 1;
+      n = SSL_read(ssl, buf, sizeof buf);
+    } else {
+      n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) return 2;
     }
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) return 2;
     if (n <= 0) return 0;
+    if (deflating) return inflate_into_in(buf, static_cast<size_t>(n)) ? 1 : 0;
     in.append(buf, static_cast<size_t>(n));
     return 1;
   }
@@ -231,6 +282,10 @@ void Server::run(int fd, bool implicit_tls) {
         if (rr == ReadResult::continuation) s.handle_continuation(cmd, out);
         else s.handle(cmd, out);
         alive = c.write_all(out);
+        if (alive && s.compress_pending()) {
+          alive = c.start_compress();
+          s.compress_started();
+        }
         if (alive && s.starttls_pending()) {
           // Anything the client pipelined after STARTTLS was sent in the clear:
           // drop it (RFC 9051 11.1, command injection).

@@ -82,6 +82,8 @@ std::string Session::capabilities() const {
        " CONDSTORE QRESYNC BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
        " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
        std::to_string(env_.config->max_literal);
+  // COMPRESS is a command of the authenticated states, once per connection.
+  if (state_ != State::not_authenticated && !compressed_) c += " COMPRESS=DEFLATE";
   return c;
 }
 
@@ -165,6 +167,7 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
   }
   if (c == "ENABLE") return cmd_enable(tag, p, out);
   if (c == "UNAUTHENTICATE") return cmd_unauthenticate(tag, p, out);
+  if (c == "COMPRESS") return cmd_compress(tag, p, out);
   if (c == "GETQUOTA" || c == "GETQUOTAROOT" || c == "SETQUOTA") return cmd_quota(tag, c, p, out);
   if (c == "NAMESPACE") return cmd_namespace(tag, p, out);
   if (c == "SELECT" || c == "EXAMINE") return cmd_select(tag, p, out, c == "EXAMINE");
@@ -404,6 +407,20 @@ void Session::cmd_unauthenticate(const std::string& tag, Parser& p, std::string&
   rev2_ = condstore_ = qresync_ = utf8_ = false;
   state_ = State::not_authenticated;
   out += tag + " OK UNAUTHENTICATE completed\r\n";
+}
+
+void Session::cmd_compress(const std::string& tag, Parser& p, std::string& out) {
+  std::optional<std::string> mech;
+  if (!p.space() || !(mech = p.atom()) || !p.at_end()) {
+    out += tag + " BAD COMPRESS needs a mechanism\r\n";
+  } else if (upper(*mech) != "DEFLATE") {
+    out += tag + " BAD unknown compression mechanism\r\n";
+  } else if (compressed_) {
+    out += tag + " NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n";
+  } else {
+    out += tag + " OK DEFLATE active\r\n";
+    compressed_ = compress_pending_ = true;
+  }
 }
 
 void Session::cmd_idle(const std::string& tag, Parser& p, std::string& out) {

@@ -101,6 +101,9 @@ class Session {
   // call tls_started().
   bool starttls_pending() const { return starttls_pending_; }
   void tls_started();
+  // COMPRESS DEFLATE was accepted: the server compresses from the next byte on.
+  bool compress_pending() const { return compress_pending_; }
+  void compress_started() { compress_pending_ = false; }
   State state() const { return state_; }
   bool idling() const { return idling_; }
 
@@ -180,6 +183,7 @@ class Session {
   void cmd_idle(const std::string& tag, Parser& p, std::string& out);
   void cmd_quota(const std::string& tag, const std::string& name, Parser& p, std::string& out);
   void cmd_unauthenticate(const std::string& tag, Parser& p, std::string& out);
+  void cmd_compress(const std::string& tag, Parser& p, std::string& out);
   std::string quota_line();
   // STATUS DELETED-STORAGE: bytes of the messages marked \Deleted.
   uint64_t deleted_storage(store::MailboxId mailbox);
@@ -211,6 +215,8 @@ class Session {
   bool idling_ = false;
   std::string idle_tag_;
   bool starttls_pending_ = false;
+  bool compress_pending_ = false;
+  bool compressed_ = false;
   bool auth_pending_ = false;
   std::string auth_tag_;
   std::string auth_mech_;                     // PLAIN or SCRAM-SHA-256 while auth_pending_

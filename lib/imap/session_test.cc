@@ -416,5 +416,18 @@ TEST_F(ImapSessionTest, ListExtendedSubscriptionsOutliveMailboxes) {
   EXPECT_TRUE(has(run(*s, "l LIST \"\" ()"), "l BAD"));
 }
 
+TEST_F(ImapSessionTest, CompressOncePerConnectionAfterLogin) {
+  auto s = session();
+  EXPECT_FALSE(has(s->greeting(), "COMPRESS=DEFLATE"));
+  EXPECT_TRUE(has(run(*s, "z COMPRESS DEFLATE"), "z BAD log in first"));
+  EXPECT_TRUE(has(run(*s, "a LOGIN joe@example.com secret"), "COMPRESS=DEFLATE"));
+  EXPECT_TRUE(has(run(*s, "z COMPRESS LZW"), "z BAD"));
+  EXPECT_EQ(run(*s, "z COMPRESS DEFLATE"), "z OK DEFLATE active\r\n");
+  EXPECT_TRUE(s->compress_pending());
+  s->compress_started();
+  EXPECT_TRUE(has(run(*s, "z COMPRESS DEFLATE"), "z NO [COMPRESSIONACTIVE]"));
+  EXPECT_FALSE(has(run(*s, "c CAPABILITY"), "COMPRESS=DEFLATE"));
+}
+
 }  // namespace
 }  // namespace mail::imap

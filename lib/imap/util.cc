@@ -17,7 +17,7 @@ bool is_known_command(const std::string& c) {
                                 "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "CLOSE", "UNSELECT",
                                 "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UID", "IDLE",
                                 "ENABLE", "NAMESPACE", "CHECK", "UNAUTHENTICATE", "GETQUOTA",
-                                "GETQUOTAROOT", "SETQUOTA", "SORT", "THREAD", "REPLACE"};
+                                "GETQUOTAROOT", "SETQUOTA", "SORT", "THREAD", "REPLACE", "COMPRESS"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return c == k; });
 }
 

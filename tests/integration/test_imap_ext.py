@@ -1,8 +1,16 @@
-"""MULTIAPPEND (RFC 3502), QRESYNC (RFC 7162) and REPLACE (RFC 8508) in mail-imapd, over a raw
+"""MULTIAPPEND (RFC 3502), QRESYNC (RFC 7162), REPLACE (RFC 8508) and
+COMPRESS=DEFLATE (RFC 4978, also under TLS) in mail-imapd, over a raw
 socket (imaplib sends neither) with imaplib checking the results."""
 import re
+import shutil
+import socket
+import ssl
+import zlib
 
-from test_imap import MESSAGE, USER, PASSWORD, ok, datadir_for_daemons, stack  # noqa: F401 (fixtures)
+import pytest
+
+from test_imap import (MESSAGE, USER, PASSWORD, ok, start_stack,  # noqa: F401 (fixtures)
+                       datadir_for_daemons, stack)
 
 
 def login(stack):
@@ -155,3 +163,107 @@ def test_replace_draft(stack):
     assert b"brunch" in data[0][1] and b"\\Seen" in data[0][0], data
     m.logout()
     c.close()
+
+
+class Deflated:
+    """An IMAP connection speaking raw DEFLATE both ways after COMPRESS, over
+    any socket (plain or TLS)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.z_out = zlib.compressobj(wbits=-15)
+        self.z_in = zlib.decompressobj(wbits=-15)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(self.z_out.compress(data) + self.z_out.flush(zlib.Z_SYNC_FLUSH))
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(repr(self.buf))
+            self.buf += self.z_in.decompress(chunk)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def command(self, tag, text):
+        self.send(b"%s %s\r\n" % (tag, text))
+        lines = []
+        while not lines or not lines[-1].startswith(tag + b" "):
+            lines.append(self.line())
+        return lines
+
+
+def plain_line(sock):
+    data = b""
+    while not data.endswith(b"\r\n"):
+        data += sock.recv(1)
+    return data[:-2]
+
+
+def compressed_session(sock):
+    """Greeting, LOGIN and COMPRESS in the clear (of compression), then a
+    compressed exchange that moves a big message both ways."""
+    assert b"COMPRESS=DEFLATE" not in plain_line(sock)  # offered after login
+    sock.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
+    line = plain_line(sock)
+    assert line.startswith(b"a OK") and b"COMPRESS=DEFLATE" in line, line
+    sock.sendall(b"z COMPRESS DEFLATE\r\n")
+    assert plain_line(sock) == b"z OK DEFLATE active"
+    d = Deflated(sock)
+    assert d.command(b"y", b"COMPRESS DEFLATE")[-1].startswith(b"y NO [COMPRESSIONACTIVE]")
+    big = MESSAGE + b"padding padding padding\r\n" * 20000
+    d.send(b"b APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
+    lines = [d.line()]
+    while not lines[-1].startswith(b"b "):
+        lines.append(d.line())
+    assert lines[-1].startswith(b"b OK [APPENDUID"), lines
+    assert d.command(b"s", b"SELECT INBOX")[-1].startswith(b"s OK")
+    d.send(b"f FETCH * BODY.PEEK[]\r\n")
+    head = d.line()
+    size = int(re.search(rb"\{(\d+)\}$", head).group(1))
+    assert size == len(big)
+    while len(d.buf) < size:
+        d.buf += d.z_in.decompress(sock.recv(65536))
+    assert d.buf[:size] == big
+    d.buf = d.buf[size:]
+    assert d.line() == b")"
+    assert d.line().startswith(b"f OK")
+    assert d.command(b"l", b"LOGOUT")[-1].startswith(b"l OK")
+
+
+def test_compress_deflate(stack):
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+    compressed_session(sock)
+    sock.close()
+    # Garbage instead of a DEFLATE stream ends the connection, not the daemon.
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+    plain_line(sock)
+    sock.sendall(b'a LOGIN "%s" "%s"\r\nz COMPRESS DEFLATE\r\n' % (USER.encode(), PASSWORD.encode()))
+    plain_line(sock)
+    assert plain_line(sock) == b"z OK DEFLATE active"
+    sock.sendall(b"\xff" * 64)
+    assert sock.recv(100) == b""
+    sock.close()
+    c = stack.raw()
+    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    assert c.command("z", "COMPRESS LZW")[-1].startswith("z BAD")
+    assert c.command("z", "COMPRESS")[-1].startswith("z BAD")
+    c.close()
+    c = stack.raw()
+    assert c.command("z", "COMPRESS DEFLATE")[-1].startswith("z BAD")  # log in first
+    c.close()
+
+
+def test_compress_deflate_under_tls(datadir_for_daemons, tmp_path, daemons, run):
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl command to make a test certificate")
+    s = start_stack(datadir_for_daemons, tmp_path, daemons, run, tls=True)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", s.tls_port), timeout=10))
+    compressed_session(sock)
+    sock.close()
+    assert s.imapd.alive(), s.imapd.log_text()
