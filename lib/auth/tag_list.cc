@@ -25,6 +25,7 @@ const Tag* TagList::find(std::string_view name) const {
 
 Result<TagList> parse_tag_list(std::string_view text) {
   TagList list;
+  list.tags.reserve(16);  // a signature has about a dozen: one allocation
   size_t pos = 0, n = text.size();
   while (true) {
     while (pos < n && is_ws(text[pos])) ++pos;
