@@ -81,9 +81,6 @@ Result<std::unique_ptr<Runner>> Runner::create(store::Store& store, auth::Resolv
     // On by default, but only where the resolver can validate (a trust anchor).
     auto dnssec = make_dnssec_resolver(cfg.resolver, cfg.dnssec_trust_anchor);
     if (dnssec) {
-      if (Status st = check_validation(**dnssec, cfg.dnssec_trust_anchor); !st) dnssec = st;
-    }
-    if (dnssec) {
       r->dane_ = std::move(*dnssec);
       MAIL_ASSIGN_OR_RETURN(r->dane_tls_, dane_client_context());
     } else {
@@ -260,7 +257,17 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
   // TLSA records decide; where any host has them, DANE wins over MTA-STS
   // (RFC 8461 2). A bogus MX answer defers: never a downgrade.
   std::map<std::string, DanePolicy> dane;
-  if (!route->smarthost && dane_) {
+  // Whether the resolver validates is asked at the first delivery, not at
+  // start: a DNS that does not answer must not hold up the daemon's readiness.
+  if (dane_) {
+    std::call_once(dane_checked_, [this] {
+      if (Status st = check_validation(*dane_, setup_.config.dnssec_trust_anchor); !st) {
+        log::warn("queue: DANE is off: {}", st.message());
+        dane_off_ = true;
+      }
+    });
+  }
+  if (!route->smarthost && dane_ && !dane_off_) {
     auto secure = dane_domain_secure(*dane_, domain);
     if (!secure) {
       record_tls(domain, false, secure.status().message(), "tlsa", "dnssec-invalid");

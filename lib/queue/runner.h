@@ -3,6 +3,7 @@
 // attempt in one store transaction (queue_update); failures become DSNs.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -79,6 +80,8 @@ class Runner {
   std::unique_ptr<StsPolicies> sts_;                    // null when queue.mta_sts is off
   std::unique_ptr<DnssecResolver> dane_;                // null when DANE is off
   std::shared_ptr<service::TlsContext> dane_tls_;       // checks peers against TLSA records
+  std::once_flag dane_checked_;                         // check_validation, at the first delivery
+  std::atomic<bool> dane_off_{false};                   // it failed
   struct Idle {
     std::string key;
     std::unique_ptr<SmtpClient> client;

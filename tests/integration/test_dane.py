@@ -232,6 +232,21 @@ def test_dane_wins_over_mta_sts(dane, tlsa):
     finally:
         server.stop()
 
+def test_resolver_without_dnssec_turns_dane_off(dane, tmp_path):
+    # a trust anchor, but a DNS server (qstack's dnslib zone) that knows nothing of
+    # DNSSEC: every answer would be bogus, so DANE goes off instead of deferring all mail
+    sink = dane.sink("remote.example", "127.0.0.51")
+    key = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "example."], cwd=str(tmp_path),
+                         stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    anchor = str(tmp_path / (key + ".ds"))
+    os.chmod(anchor, 0o644)
+    dane.extra_config = f'dnssec_trust_anchor = "{anchor}"\n'
+    dane.sendmail("-f", JOE, "far@remote.example")
+    dane.start_queued()
+    wait_empty(dane)
+    assert len(sink.messages) == 1
+    assert "DANE is off: the resolver does not validate" in dane.queued.log_text()
+
 def test_tls_report_of_the_day_reaches_the_rua_mailbox(dane):
     import gzip
     import json
