@@ -2,20 +2,28 @@
 // LIST/LSUB, STATUS, CLOSE/UNSELECT, EXPUNGE.
 #include <algorithm>
 
+#include "base/mutf7.h"
 #include "imap/session.h"
 #include "imap/util.h"
 #include "mime/summary.h"
 
 namespace mail::imap {
 
-std::string Session::mailbox_from_imap(const std::string& name) const {
+// The store keeps UTF-8 names; IMAP4rev1 clients spell them in modified
+// UTF-7 unless they enabled UTF8=ACCEPT (RFC 6855) or IMAP4rev2 (RFC 9051).
+bool Session::utf8_names() const { return rev2_ || utf8_; }
+
+std::string Session::mailbox_from_imap(const std::string& imap_name) const {
+  std::string name = utf8_names() ? imap_name : mutf7_decode(imap_name);
   std::string u = upper(name);
   if (u == "INBOX") return "INBOX";
   if (u.rfind("INBOX/", 0) == 0) return "INBOX" + name.substr(5);
   return name;
 }
 
-std::string Session::mailbox_to_imap(const std::string& name) const { return name; }
+std::string Session::mailbox_to_imap(const std::string& name) const {
+  return utf8_names() ? name : mutf7_encode(name);
+}
 
 namespace {
 bool valid_name(const std::string& n) {

@@ -197,7 +197,8 @@ class Session {
   std::string status_items(const store::MailboxInfo& mb, const std::vector<std::string>& items);
   std::string capabilities() const;
   bool plaintext_allowed() const;  // LOGIN / AUTH=PLAIN on this connection
-  std::string mailbox_from_imap(const std::string& name) const;
+  bool utf8_names() const;
+  std::string mailbox_from_imap(const std::string& imap_name) const;
   std::string mailbox_to_imap(const std::string& name) const;
   // Message indexes (0-based) a set names; `uid` says whether it holds UIDs.
   std::vector<size_t> resolve(const SeqSet& set, bool uid) const;

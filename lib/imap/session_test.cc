@@ -429,5 +429,17 @@ TEST_F(ImapSessionTest, CompressOncePerConnectionAfterLogin) {
   EXPECT_FALSE(has(run(*s, "c CAPABILITY"), "COMPRESS=DEFLATE"));
 }
 
+TEST_F(ImapSessionTest, MailboxNamesInModifiedUtf7UnlessUtf8Accept) {
+  auto rev1 = logged_in();
+  EXPECT_TRUE(has(run(*rev1, "c CREATE \"Entw&APw-rfe/p&AOQA5A-\""), "c OK"));
+  EXPECT_TRUE(has(run(*rev1, "l LIST \"\" Entw*"), "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe/p&AOQA5A-\"\r\n"));
+  auto utf8 = logged_in();
+  EXPECT_TRUE(has(run(*utf8, "e ENABLE UTF8=ACCEPT"), "* ENABLED UTF8=ACCEPT"));
+  EXPECT_TRUE(has(run(*utf8, "l LIST \"\" Entw*"), "* LIST (\\HasNoChildren) \"/\" {15}\r\nEntw\xc3\xbcrfe/p\xc3\xa4\xc3\xa4\r\n"));
+  EXPECT_TRUE(has(run(*utf8, "s SELECT \"Entw\xc3\xbcrfe/p\xc3\xa4\xc3\xa4\""), "s OK"));
+  EXPECT_TRUE(has(run(*rev1, "s STATUS \"Entw&APw-rfe\" (MESSAGES)"), "* STATUS \"Entw&APw-rfe\" (MESSAGES 0)"));
+  EXPECT_TRUE(has(rev1->greeting(), " UTF8=ACCEPT "));
+}
+
 }  // namespace
 }  // namespace mail::imap

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/mutf7.h"
 #include "store/model.h"
 
 namespace mail::transfer {
@@ -57,9 +58,9 @@ store::UnixTime date_from_headers(std::string_view content);
 // it if there is none).
 std::string_view header_block(std::string_view content);
 
-// Folder names. Maildir++ and IMAP use modified UTF-7 (RFC 3501 5.1.3).
-std::string mutf7_decode(std::string_view in);  // invalid sequences are kept as they are
-std::string mutf7_encode(std::string_view utf8);
+// Folder names. Maildir++ and IMAP use modified UTF-7 (base/mutf7.h).
+using mail::mutf7_decode;
+using mail::mutf7_encode;
 
 // The special use a folder name implies (top-level "Sent", "Drafts", "Trash",
 // "Junk"/"Spam", "Archive" and common variants), none otherwise.

@@ -1,5 +1,5 @@
 """MULTIAPPEND (RFC 3502), QRESYNC (RFC 7162), REPLACE (RFC 8508) and
-COMPRESS=DEFLATE (RFC 4978, also under TLS) in mail-imapd, over a raw
+COMPRESS=DEFLATE (RFC 4978, also under TLS) and UTF8=ACCEPT (RFC 6855) in mail-imapd, over a raw
 socket (imaplib sends neither) with imaplib checking the results."""
 import re
 import shutil
@@ -267,3 +267,25 @@ def test_compress_deflate_under_tls(datadir_for_daemons, tmp_path, daemons, run)
     compressed_session(sock)
     sock.close()
     assert s.imapd.alive(), s.imapd.log_text()
+
+
+def test_utf8_accept_and_modified_utf7_names(stack):
+    m = stack.connect()  # imaplib speaks IMAP4rev1: modified UTF-7 names
+    ok(m.create('"Entw&APw-rfe"'))
+    ok(m.append('"Entw&APw-rfe"', None, None, MESSAGE))
+    assert any(b'"Entw&APw-rfe"' in x for x in ok(m.list('""', "Entw*")))
+    c = login(stack)
+    assert "UTF8=ACCEPT" in c.command("c", "CAPABILITY")[0]
+    assert c.command("e", "ENABLE UTF8=ACCEPT")[0] == "* ENABLED UTF8=ACCEPT"
+    # Names with 8-bit characters come as literals (RawClient joins nothing).
+    lines = c.command("l", 'LIST "" Entw*')
+    assert lines[:2] == ['* LIST (\\HasNoChildren) "/" {9}', "Entwürfe"], lines
+    c.send('s STATUS "Entwürfe" (MESSAGES)\r\n'.encode())
+    assert c.until("s")[:2] == ["* STATUS {9}", "Entwürfe (MESSAGES 1)"]
+    # An APPEND of a UTF-8 message with the UTF8 data item (literal8).
+    body = "From: Jörg <j@example.com>\r\nSubject: Grüße\r\n\r\nHallo\r\n".encode()
+    c.send(b'u APPEND "Entw\xc3\xbcrfe" UTF8 (~{%d+}\r\n' % len(body) + body + b")\r\n")
+    assert c.until("u")[-1].startswith("u OK [APPENDUID")
+    assert ok(m.status('"Entw&APw-rfe"', "(MESSAGES)"))[0].endswith(b"(MESSAGES 2)")
+    m.logout()
+    c.close()
