@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
 
   // Only through mail-stored: with the stack down, fail with EX_TEMPFAIL so the
   // caller keeps the message (never a direct open that would leave root-owned files).
-  auto store = mail::store::open_store(mail::store::StorePaths{config->general.data_dir}, mail::store::OpenMode::daemon);
+  auto store = mail::store::connect_store(mail::store::StorePaths{config->general.data_dir});
   if (!store) return fail(mail::Code::temporary, "mail system unavailable, message not sent: " + store.status().message());
 
   mail::queue::Submission s;

@@ -722,7 +722,7 @@ Json Supervisor::admin_json(const std::string& request) {
     }
   }
   if (!store_) {
-    auto opened = store::open_store({data_dir_}, store::OpenMode::daemon);
+    auto opened = store::connect_store({data_dir_});
     if (!opened) return fail(opened.code(), opened.status().message());
     store_ = std::move(opened).value();
   }

@@ -204,7 +204,7 @@ Result<std::unique_ptr<store::Store>> connect_store(const Config& config, std::c
   auto deadline = std::chrono::steady_clock::now() + wait;
   bool logged = false;
   for (;;) {
-    auto opened = store::open_store(paths, store::OpenMode::daemon);
+    auto opened = store::connect_store(paths);
     if (opened || opened.code() != Code::unavailable || std::chrono::steady_clock::now() >= deadline || stopping())
       return opened;
     if (!logged) log::info("waiting for mail-stored on {}", paths.socket_path());

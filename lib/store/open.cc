@@ -1,11 +1,8 @@
-// open_store: the one way a program gets its Store (see store.h).
-#include <sys/stat.h>
-
+// open_store: how a program that may open the database itself gets its Store
+// (see store.h). Part of mail_store_engine, with the RocksDB engine.
 #include <chrono>
 #include <thread>
 
-#include "base/log.h"
-#include "store/remote_store.h"
 #include "store/rocks_store.h"
 #include "store/store.h"
 
@@ -16,17 +13,6 @@ namespace {
 // answer yet (it is opening the database, or replaying its log after a crash).
 constexpr auto kDaemonStartWait = std::chrono::seconds(10);
 constexpr auto kRetryInterval = std::chrono::milliseconds(100);
-
-std::string client_name() {
-  std::string name(log::program());
-  return name.empty() ? std::string("client") : name;
-}
-
-Result<std::unique_ptr<Store>> remote(const StorePaths& paths) {
-  auto r = RemoteStore::connect(paths.socket_path(), client_name());
-  if (!r.is_ok()) return r.status();
-  return std::unique_ptr<Store>(std::move(r).value());
-}
 
 Result<std::unique_ptr<Store>> direct(const StorePaths& paths) {
   RocksStore::Options options;
@@ -43,15 +29,8 @@ Result<std::unique_ptr<Store>> open_store(const StorePaths& paths, OpenMode mode
     case OpenMode::direct:
       return direct(paths);
 
-    case OpenMode::daemon: {
-      auto r = remote(paths);
-      if (r.is_ok() || r.code() != Code::unavailable) return r;
-      struct stat st;
-      if (::stat(paths.socket_path().c_str(), &st) != 0)
-        return error(Code::unavailable, "mail-stored is not running (no socket at " + paths.socket_path() + ")");
-      return error(Code::unavailable, "mail-stored is not running (nothing answers on " + paths.socket_path() +
-                                          "): " + r.status().message());
-    }
+    case OpenMode::daemon:
+      return connect_store(paths);
 
     case OpenMode::automatic:
       break;
@@ -59,7 +38,7 @@ Result<std::unique_ptr<Store>> open_store(const StorePaths& paths, OpenMode mode
 
   auto deadline = std::chrono::steady_clock::now() + kDaemonStartWait;
   for (;;) {
-    auto r = remote(paths);
+    auto r = connect_remote(paths);
     // A daemon that answers but refuses us (version, too many clients) is an
     // answer: opening the database behind its back is not an option anyway.
     if (r.is_ok() || r.code() != Code::unavailable) return r;

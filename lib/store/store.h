@@ -64,6 +64,16 @@ enum class OpenMode {
 // Opens the store for a client program: through mail-stored when it runs (its
 // socket answers), else directly with an exclusive lock. A second direct opener
 // gets Code::busy with a message naming the holder, never a corrupt store.
+// Defined in mail_store_engine (with the RocksDB engine): only programs that may
+// open the database themselves link it.
 Result<std::unique_ptr<Store>> open_store(const StorePaths& paths, OpenMode mode = OpenMode::automatic);
+
+// Reaches the store through mail-stored only, as the daemons do; Code::unavailable
+// with a message saying what is missing when it does not answer. In the core
+// store library, so the daemons never load the database engine.
+Result<std::unique_ptr<Store>> connect_store(const StorePaths& paths);
+
+// connect_store without the explanation: RemoteStore's own status.
+Result<std::unique_ptr<Store>> connect_remote(const StorePaths& paths);
 
 }  // namespace mail::store

@@ -182,17 +182,19 @@ def test_mailctl_stack_and_logs(stack, run):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def process_uids(pid):
+    """Real, effective, saved and filesystem uid of a process."""
+    with open(f"/proc/{pid}/status") as f:
+        return [int(u) for u in next(line for line in f if line.startswith("Uid:")).split()[1:]]
+
+
 def test_started_as_root_children_run_unprivileged(stack):
     import pwd
     mail_uid = pwd.getpwnam("mail").pw_uid
 
-    def uids(pid):
-        with open(f"/proc/{pid}/status") as f:
-            return [int(u) for u in next(line for line in f if line.startswith("Uid:")).split()[1:]]
-
     for s in control(stack.datadir, "status")["services"]:
         # A child just forked is still root until it has taken its sockets and dropped.
-        wait_for(lambda: uids(s["pid"]) == [mail_uid] * 4, timeout=5, what=f"{s['name']} to drop privileges")
+        wait_for(lambda: process_uids(s["pid"]) == [mail_uid] * 4, timeout=5, what=f"{s['name']} to drop privileges")
     assert os.stat(os.path.join(stack.datadir, "db")).st_uid == mail_uid
 
 
@@ -358,6 +360,31 @@ def test_own_service_gets_sockets_environment_and_readiness(datadir, tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             assert s.makefile().readline().split() == ["greet", datadir, "--greeting", "hi"]
         assert "own service ready" in st.master.log_text()
+    finally:
+        st.master.stop(timeout=30)
+
+
+def test_a_service_runs_as_its_own_user(datadir, tmp_path):
+    """[services.NAME] user: that service alone runs as that user; the rest as general.user."""
+    import pwd
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    script = tmp_path / "own.py"
+    script.write_text(OWN_SERVICE)
+    port = free_port()
+    st = Stack(datadir, tmp_path, extra=f'[services.hello]\nprogram = "/usr/bin/python3"\nuser = "nobody"\n'
+                                        f'args = ["{script}"]\nlisten = ["greet=127.0.0.1:{port}"]\n')
+    try:
+        status = control(datadir, "status")
+        hello = service(status, "hello")
+        assert hello["state"] == "running"
+        assert process_uids(hello["pid"]) == [pwd.getpwnam("nobody").pw_uid] * 4
+        # The root-bound socket was handed down before the drop: the service answers.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            assert s.makefile().readline().startswith("greet ")
+        mail_uid = pwd.getpwnam("mail").pw_uid
+        wait_for(lambda: process_uids(service(control(datadir, "status"), "smtpd")["pid"]) == [mail_uid] * 4,
+                 timeout=5, what="smtpd to drop to general.user")
     finally:
         st.master.stop(timeout=30)
 
