@@ -40,6 +40,12 @@ struct Conn {
   std::string in;  // bytes read (inflated), not yet consumed
   bool deflating = false;
   z_stream zin{}, zout{};
+  // Compressed bytes read but not inflated yet: one fill inflates at most
+  // kInflateStep, so a small hostile chunk (deflate expands up to ~1000x) cannot
+  // balloon `in` before the line and literal limits see it.
+  std::string zpending;
+  bool inflate_more = false;  // the last step filled its output: zlib may hold more
+  static constexpr size_t kInflateStep = 256 * 1024;
 
   ~Conn() {
     if (deflating) {
@@ -62,22 +68,27 @@ struct Conn {
       return false;
     }
     deflating = true;
-    std::string pending = std::move(in);
+    zpending = std::move(in);
     in.clear();
-    return inflate_into_in(pending.data(), pending.size());
+    return inflate_some();
   }
 
-  bool inflate_into_in(const char* data, size_t n) {
-    zin.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    zin.avail_in = static_cast<uInt>(n);
+  // Inflates pending compressed bytes into `in`, up to kInflateStep of output.
+  bool inflate_some() {
+    zin.next_in = reinterpret_cast<Bytef*>(zpending.data());
+    zin.avail_in = static_cast<uInt>(zpending.size());
     char buf[65536];
+    size_t produced = 0;
     do {  // output space left over means all input was used
       zin.next_out = reinterpret_cast<Bytef*>(buf);
       zin.avail_out = sizeof buf;
       int r = inflate(&zin, Z_SYNC_FLUSH);
       if (r != Z_OK && r != Z_BUF_ERROR) return false;  // corrupt stream, or the client ended it
       in.append(buf, sizeof buf - zin.avail_out);
-    } while (zin.avail_out == 0);
+      produced += sizeof buf - zin.avail_out;
+    } while (zin.avail_out == 0 && produced < kInflateStep);
+    zpending.erase(0, zpending.size() - zin.avail_in);
+    inflate_more = zin.avail_out == 0;
     return true;
   }
 
@@ -117,6 +128,7 @@ struct Conn {
   // Reads more bytes; waits on the wake fd too when `wakeable`.
   // Returns 1 data, 2 woken, 0 closed/error, -1 timeout, -2 the daemon is stopping.
   int fill(int timeout_ms, bool wakeable) {
+    if (deflating && (inflate_more || !zpending.empty())) return inflate_some() ? 1 : 0;
     if (!(ssl && SSL_pending(ssl) > 0)) {
       pollfd p[3] = {{fd, POLLIN, 0}, {service::stop_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
       int r = ::poll(p, wakeable ? 3 : 2, timeout_ms);
@@ -138,7 +150,10 @@ struct Conn {
       if (n < 0 && errno == EINTR) return 2;
     }
     if (n <= 0) return 0;
-    if (deflating) return inflate_into_in(buf, static_cast<size_t>(n)) ? 1 : 0;
+    if (deflating) {
+      zpending.append(buf, static_cast<size_t>(n));
+      return inflate_some() ? 1 : 0;
+    }
     in.append(buf, static_cast<size_t>(n));
     return 1;
   }

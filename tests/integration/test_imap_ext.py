@@ -256,6 +256,42 @@ def test_compress_deflate(stack):
     c.close()
 
 
+def peak_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
+
+
+def test_compressed_line_bomb_is_refused_without_inflating_it_whole(stack):
+    """200 MB of one line compress to ~200 KB: the line limit must see the
+    inflated bytes step by step, not after the daemon has inflated them all."""
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=30)
+    plain_line(sock)
+    sock.sendall(b'a LOGIN "%s" "%s"\r\nz COMPRESS DEFLATE\r\n' % (USER.encode(), PASSWORD.encode()))
+    plain_line(sock)
+    assert plain_line(sock) == b"z OK DEFLATE active"
+    before = peak_rss_kb(stack.imapd.pid)
+    z = zlib.compressobj(wbits=-15)
+    bomb = z.compress(b"a" * (200 << 20)) + z.flush(zlib.Z_SYNC_FLUSH)
+    try:
+        sock.sendall(bomb)
+        d = zlib.decompressobj(wbits=-15)
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += d.decompress(chunk)
+        assert b"* BYE line too long" in data
+    except ConnectionResetError:
+        pass  # closed with our bytes unread: the BYE may be lost, the refusal is not
+    sock.close()
+    assert stack.imapd.alive(), stack.imapd.log_text()
+    assert peak_rss_kb(stack.imapd.pid) - before < 64 * 1024
+    c = stack.raw()  # still serving
+    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    c.close()
+
+
 def test_compress_deflate_under_tls(datadir_for_daemons, tmp_path, daemons, run):
     if not shutil.which("openssl"):
         pytest.skip("no openssl command to make a test certificate")
