@@ -248,21 +248,28 @@ Result<Output> dmarc_report(Store& s, const Args& args) {
 
 void set_dmarc_send_env(DmarcSendEnv env) { send_env() = std::move(env); }
 
-Result<Output> dmarc_send(Store& s, const Args& args) {
+Result<ReportRun> report_run(const Args& args, std::string_view command) {
   const DmarcSendEnv& env = send_env();
   if (!env.submit || !env.make_resolver)
-    return error(Code::unavailable, "dmarc send: mail submission is not available here; run it with mailctl (without --master)");
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  const std::string today = auth::utc_day(now);
-  const std::string only_day = args.get("date");  // default: every finished day
-  if (!only_day.empty()) MAIL_TRY(day_start(only_day).status());
-  uint64_t keep_days = 7;
+    return error(Code::unavailable, std::string(command) +
+                                        ": mail submission is not available here; run it with mailctl (without --master)");
+  ReportRun run;
+  run.now = static_cast<int64_t>(std::time(nullptr));
+  run.today = auth::utc_day(run.now);
+  run.only_day = args.get("date");
+  if (!run.only_day.empty()) MAIL_TRY(day_start(run.only_day).status());
   if (args.has("keep-days")) {
-    MAIL_ASSIGN_OR_RETURN(keep_days, parse_count(args.get("keep-days")));
+    MAIL_ASSIGN_OR_RETURN(run.keep_days, parse_count(args.get("keep-days")));
   }
-  const std::string org = report_org(args, env.hostname);
-  const std::string email = args.has("email") ? args.get("email") : "postmaster@" + org;
-  if (!parse_address(email)) return error(Code::invalid, "invalid report address '" + email + "'");
+  run.org = report_org(args, env.hostname);
+  run.email = args.has("email") ? args.get("email") : "postmaster@" + run.org;
+  if (!parse_address(run.email)) return error(Code::invalid, "invalid report address '" + run.email + "'");
+  return run;
+}
+
+Result<Output> dmarc_send(Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(const ReportRun run, report_run(args, "dmarc send"));
+  const DmarcSendEnv& env = send_env();
 
   store::DataScanReq req;
   req.account = 0;
@@ -277,9 +284,9 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
   for (const auto& item : resp.items) {
     auth::DmarcReportRow row;
     if (!decode(item.value, row)) continue;
-    if (keep_days && row.time < now - static_cast<int64_t>(keep_days) * 86400) old_keys.push_back(item.key);
+    if (run.keep_days && row.time < run.now - static_cast<int64_t>(run.keep_days) * 86400) old_keys.push_back(item.key);
     std::string day = auth::utc_day(row.time);
-    if (only_day.empty() ? day >= today : day != only_day) continue;
+    if (!run.reports_on(day)) continue;
     auto& g = groups[{row.policy_domain, day}];
     g.keys.push_back(item.key);
     g.rows.push_back(std::move(row));
@@ -294,7 +301,7 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
     const std::string& policy_domain = entry.first.first;
     const std::string& day = entry.first.second;
     const Group& g = entry.second;
-    auto meta = day_meta(org, email, policy_domain, day, *day_start(day));
+    auto meta = day_meta(run.org, run.email, policy_domain, day, *day_start(day));
     MAIL_ASSIGN_OR_RETURN(auto report, auth::make_dmarc_report(meta, policy_domain, g.rows));
     bool sent = false;
     auto note = [&](const std::string& to, const std::string& result) {
@@ -328,12 +335,12 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
         note(dest->address, "not authorized");  // RFC 7489 7.1: no _report._dmarc record
         continue;
       }
-      std::string message = auth::dmarc_report_message(meta, report, dest->address, now);
+      std::string message = auth::dmarc_report_message(meta, report, dest->address, run.now);
       if (dest->max_size && message.size() > dest->max_size) {
         note(dest->address, "too big");
         continue;
       }
-      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, email, dest->address, message));
+      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, run.email, dest->address, message));
       note(dest->address, result);
       sent = sent || result == "sent";
     }

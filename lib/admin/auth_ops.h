@@ -40,6 +40,17 @@ DmarcSendEnv& send_env();
 Result<int64_t> day_start(const std::string& day);
 // Who we are in reports: --org, else the configured host name, else the machine's.
 std::string report_org(const Args& args, const std::string& hostname);
+// What `dmarc send` and `tls-report send` take from their arguments, checked:
+// --date, --keep-days, --org, --email; fails as unavailable without send_env().
+struct ReportRun {
+  int64_t now = 0;
+  std::string today;     // UTC; only finished days (before it) are reported
+  std::string only_day;  // --date, or "" for every finished day
+  uint64_t keep_days = 7;
+  std::string org, email;
+  bool reports_on(const std::string& day) const { return only_day.empty() ? day < today : day == only_day; }
+};
+Result<ReportRun> report_run(const Args& args, std::string_view command);
 // Submits a report through send_env(): "sent", or "no such user" for a local
 // address that does not exist; other failures pass up.
 Result<std::string> submit_report(store::Store& s, const std::string& from, const std::string& to,

@@ -111,22 +111,10 @@ Result<std::vector<std::string>> parse_tlsrpt_record(std::string_view txt) {
 }
 
 Result<Output> tls_report_send(store::Store& s, const Args& args) {
+  MAIL_ASSIGN_OR_RETURN(const ReportRun run, report_run(args, "tls-report send"));
   const DmarcSendEnv& env = send_env();
-  if (!env.submit || !env.make_resolver)
-    return error(Code::unavailable,
-                 "tls-report send: mail submission is not available here; run it with mailctl (without --master)");
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  const std::string today = auth::utc_day(now);
-  const std::string only_day = args.get("date");  // default: every finished day
-  if (!only_day.empty()) MAIL_TRY(day_start(only_day).status());
-  uint64_t keep_days = 7;
-  if (args.has("keep-days")) {
-    MAIL_ASSIGN_OR_RETURN(keep_days, parse_count(args.get("keep-days")));
-  }
-  const std::string org = report_org(args, env.hostname);
-  const std::string email = args.has("email") ? args.get("email") : "postmaster@" + org;
-  if (!parse_address(email)) return error(Code::invalid, "invalid report address '" + email + "'");
-  const std::string oldest = keep_days ? auth::utc_day(now - static_cast<int64_t>(keep_days) * 86400) : "";
+  const std::string oldest =
+      run.keep_days ? auth::utc_day(run.now - static_cast<int64_t>(run.keep_days) * 86400) : "";
 
   store::DataScanReq req;
   req.account = 0;
@@ -142,7 +130,7 @@ Result<Output> tls_report_send(store::Store& s, const Args& args) {
     if (slash == std::string::npos || !decode(item.value, counts)) continue;
     const std::string domain = item.key.substr(0, slash), day = item.key.substr(slash + 1);
     if (!oldest.empty() && day < oldest) done_keys.insert(item.key);
-    if (only_day.empty() ? day >= today : day != only_day) continue;
+    if (!run.reports_on(day)) continue;
     auto begin = day_start(day);
     if (!begin) continue;
     auto note = [&](const std::string& to, const std::string& result) {
@@ -166,7 +154,7 @@ Result<Output> tls_report_send(store::Store& s, const Args& args) {
       note("", "no rua");
       continue;
     }
-    TlsReportMeta meta{org, email, day + "." + domain + "@" + org, *begin, *begin + 86399};
+    TlsReportMeta meta{run.org, run.email, day + "." + domain + "@" + run.org, *begin, *begin + 86399};
     MAIL_ASSIGN_OR_RETURN(std::string gz, auth::gzip(tls_report_json(meta, domain, counts)));
     bool sent = false;
     for (const auto& uri : rua) {
@@ -175,8 +163,8 @@ Result<Output> tls_report_send(store::Store& s, const Args& args) {
         note(uri, "unsupported rua");
         continue;
       }
-      std::string message = tls_report_message(meta, domain, gz, dest->address, now);
-      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, email, dest->address, message));
+      std::string message = tls_report_message(meta, domain, gz, dest->address, run.now);
+      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, run.email, dest->address, message));
       note(dest->address, result);
       sent = sent || result == "sent";
     }
