@@ -45,32 +45,22 @@ std::string tls_report_filename(const TlsReportMeta& meta, std::string_view poli
 
 std::string tls_report_message(const TlsReportMeta& meta, std::string_view policy_domain, std::string_view gz,
                                std::string_view to, int64_t now) {
-  // '=' then '_' never occurs in base64 or in our text.
-  const std::string b = "=_tlsrpt_" + std::to_string(now) + "_" + std::to_string(gz.size());
-  const std::string domain(policy_domain);
-  const std::string filename = tls_report_filename(meta, policy_domain);
-  std::string m;
-  m += "From: <" + meta.contact + ">\r\n";
-  m += "To: <" + std::string(to) + ">\r\n";
-  m += "Subject: Report Domain: " + domain + " Submitter: " + meta.org_name + "\r\n Report-ID: <" + meta.report_id +
-       ">\r\n";
-  m += "TLS-Report-Domain: " + domain + "\r\n";
-  m += "TLS-Report-Submitter: " + meta.org_name + "\r\n";
-  m += "Date: " + rfc5322_date(now) + "\r\n";
-  m += "Message-ID: <tlsrpt." + std::to_string(now) + "." + meta.report_id + ">\r\n";
-  m += "Auto-Submitted: auto-generated\r\n";
-  m += "MIME-Version: 1.0\r\n";
-  m += "Content-Type: multipart/report; report-type=\"tlsrpt\";\r\n boundary=\"" + b + "\"\r\n\r\n";
-  m += "--" + b + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
-  m += "This is an aggregate TLS report (RFC 8460) for " + domain + " from " + meta.org_name + ",\r\ncovering " +
-       utc_time(meta.begin, "%Y-%m-%d %H:%M:%S") + " to " + utc_time(meta.end, "%Y-%m-%d %H:%M:%S") + " UTC.\r\n\r\n";
-  m += "--" + b + "\r\nContent-Type: application/tlsrpt+gzip;\r\n name=\"" + filename + "\"\r\n";
-  m += "Content-Transfer-Encoding: base64\r\n";
-  m += "Content-Disposition: attachment;\r\n filename=\"" + filename + "\"\r\n\r\n";
-  std::string encoded = base64_encode(gz);
-  for (size_t i = 0; i < encoded.size(); i += 76) m += encoded.substr(i, 76) + "\r\n";
-  m += "\r\n--" + b + "--\r\n";
-  return m;
+  auth::ReportMail r;
+  r.kind = "tlsrpt";
+  r.from = meta.contact;
+  r.to = std::string(to);
+  r.policy_domain = std::string(policy_domain);
+  r.org_name = meta.org_name;
+  r.report_id = meta.report_id;
+  r.extra_headers = "TLS-Report-Domain: " + r.policy_domain + "\r\nTLS-Report-Submitter: " + meta.org_name + "\r\n";
+  r.content_type = "multipart/report; report-type=\"tlsrpt\";\r\n ";
+  r.intro = "This is an aggregate TLS report (RFC 8460) for " + r.policy_domain + " from " + meta.org_name;
+  r.begin = meta.begin;
+  r.end = meta.end;
+  r.attachment_type = "application/tlsrpt+gzip";
+  r.filename = tls_report_filename(meta, policy_domain);
+  r.gz = gz;
+  return auth::report_mail(r, now);
 }
 
 namespace {

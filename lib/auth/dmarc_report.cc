@@ -159,32 +159,50 @@ Result<DmarcReport> make_dmarc_report(const DmarcReportMeta& meta, std::string_v
   return r;
 }
 
-std::string dmarc_report_message(const DmarcReportMeta& meta, const DmarcReport& report, std::string_view to,
-                                 int64_t now) {
+std::string report_mail(const ReportMail& r, int64_t now) {
   // The boundary cannot occur in base64 or in our text ('=' then '_' never appears in base64).
-  const std::string b = "=_dmarc_" + std::to_string(now) + "_" + std::to_string(report.gz.size());
+  const std::string b = "=_" + r.kind + "_" + std::to_string(now) + "_" + std::to_string(r.gz.size());
   std::string m;
-  m += "From: <" + meta.email + ">\r\n";
-  m += "To: <" + std::string(to) + ">\r\n";
-  // RFC 7489 7.2.1.1: the Subject names the report domain, the submitter and the report id.
-  m += "Subject: Report Domain: " + report.policy_domain + " Submitter: " + meta.org_name + "\r\n Report-ID: <" +
-       meta.report_id + ">\r\n";
+  m += "From: <" + r.from + ">\r\n";
+  m += "To: <" + r.to + ">\r\n";
+  // RFC 7489 7.2.1.1, RFC 8460 5.3: the Subject names the report domain, the submitter and the report id.
+  m += "Subject: Report Domain: " + r.policy_domain + " Submitter: " + r.org_name + "\r\n Report-ID: <" +
+       r.report_id + ">\r\n";
+  m += r.extra_headers;
   m += "Date: " + rfc5322_date(now) + "\r\n";
-  m += "Message-ID: <dmarc." + std::to_string(now) + "." + meta.report_id + ">\r\n";
+  m += "Message-ID: <" + r.kind + "." + std::to_string(now) + "." + r.report_id + ">\r\n";
   m += "Auto-Submitted: auto-generated\r\n";
   m += "MIME-Version: 1.0\r\n";
-  m += "Content-Type: multipart/mixed; boundary=\"" + b + "\"\r\n\r\n";
+  m += "Content-Type: " + r.content_type + "boundary=\"" + b + "\"\r\n\r\n";
   m += "--" + b + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
-  m += "This is a DMARC aggregate report (RFC 7489)\r\nfor " + report.policy_domain + " from " + meta.org_name +
-       ",\r\ncovering " + utc_time(meta.begin, "%Y-%m-%d %H:%M:%S") + " to " +
-       utc_time(meta.end, "%Y-%m-%d %H:%M:%S") + " UTC.\r\n\r\n";
-  m += "--" + b + "\r\nContent-Type: application/gzip;\r\n name=\"" + report.filename + "\"\r\n";
+  m += r.intro + ",\r\ncovering " + utc_time(r.begin, "%Y-%m-%d %H:%M:%S") + " to " +
+       utc_time(r.end, "%Y-%m-%d %H:%M:%S") + " UTC.\r\n\r\n";
+  m += "--" + b + "\r\nContent-Type: " + r.attachment_type + ";\r\n name=\"" + r.filename + "\"\r\n";
   m += "Content-Transfer-Encoding: base64\r\n";
-  m += "Content-Disposition: attachment;\r\n filename=\"" + report.filename + "\"\r\n\r\n";
-  std::string encoded = base64_encode(report.gz);
+  m += "Content-Disposition: attachment;\r\n filename=\"" + r.filename + "\"\r\n\r\n";
+  std::string encoded = base64_encode(r.gz);
   for (size_t i = 0; i < encoded.size(); i += 76) m += encoded.substr(i, 76) + "\r\n";
   m += "\r\n--" + b + "--\r\n";
   return m;
+}
+
+std::string dmarc_report_message(const DmarcReportMeta& meta, const DmarcReport& report, std::string_view to,
+                                 int64_t now) {
+  ReportMail r;
+  r.kind = "dmarc";
+  r.from = meta.email;
+  r.to = std::string(to);
+  r.policy_domain = report.policy_domain;
+  r.org_name = meta.org_name;
+  r.report_id = meta.report_id;
+  r.content_type = "multipart/mixed; ";
+  r.intro = "This is a DMARC aggregate report (RFC 7489)\r\nfor " + report.policy_domain + " from " + meta.org_name;
+  r.begin = meta.begin;
+  r.end = meta.end;
+  r.attachment_type = "application/gzip";
+  r.filename = report.filename;
+  r.gz = report.gz;
+  return report_mail(r, now);
 }
 
 Result<DmarcRua> parse_rua(std::string_view uri) {

@@ -86,6 +86,21 @@ struct DmarcReport {
 Result<DmarcReport> make_dmarc_report(const DmarcReportMeta& meta, std::string_view policy_domain,
                                       const std::vector<DmarcReportRow>& rows);
 
+// A report mailed to a rua address (DMARC aggregate, TLS-RPT): headers naming
+// the report, a text part, the gzip as a base64 attachment.
+struct ReportMail {
+  std::string kind;  // "dmarc", "tlsrpt": in the boundary and the Message-ID
+  std::string from, to;
+  std::string policy_domain, org_name, report_id;
+  std::string extra_headers;  // whole header lines after Subject
+  std::string content_type;   // the top-level type and parameters before boundary=
+  std::string intro;          // the text part's opening, before ",\r\ncovering <begin> to <end> UTC."
+  int64_t begin = 0, end = 0;
+  std::string attachment_type, filename;
+  std::string_view gz;
+};
+std::string report_mail(const ReportMail& r, int64_t now);
+
 // The report as mail (RFC 7489 7.2.1.1): the report's Subject, a short text
 // part and the gzip as an application/gzip attachment; CRLF lines.
 std::string dmarc_report_message(const DmarcReportMeta& meta, const DmarcReport& report, std::string_view to,
