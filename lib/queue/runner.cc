@@ -31,6 +31,7 @@ struct Runner::Outcome {
   std::string reply;   // "550 5.1.1 No such user", or our own text in the same shape
   std::string status;  // "5.1.1"
   std::string remote;  // the host that answered
+  std::string tls;     // how the session was secured, for the log: "dane", "verified", "unverified", "none"
   bool relayed = false;  // handed to a host without DSN support
 };
 
@@ -320,6 +321,7 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
                               (hopts.require_tls ? "tls " : "- ") + hopts.auth_user;
       std::unique_ptr<SmtpClient> client = check ? nullptr : take_session(key);
       Status st;
+      bool passed_sts_check = false;  // an MTA-STS testing session opened with verification
       if (client) {
         // reused
       } else if (check) {
@@ -329,6 +331,7 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
         strict.require_tls = true;
         st = client->open(ip, route->port, strict);
         if (st) {
+          passed_sts_check = true;
           record_tls(domain, true, "");
         } else if (st.code() != Code::unavailable) {
           record_tls(domain, false, host.name + "[" + ip + "]: " + st.message() + " (testing)");
@@ -384,6 +387,10 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
         o.reply = rr.code ? rr.str() : "451 4.4.2 no reply";
         o.status = rr.status();
         o.remote = host.name;
+        o.tls = !client->tls()                                 ? "none"
+                : hopts.tls == dane_tls_                       ? "dane"
+                : hopts.tls == verify_tls_ || passed_sts_check ? "verified"
+                                                               : "unverified";
         o.relayed = rr.ok() && !ext.dsn;
       }
       if (check) client->quit();
@@ -517,8 +524,9 @@ void Runner::attempt(QueueEntry e) {
       last_error = o.reply;
       ++deferred;
     }
-    log::info("queue: {} to=<{}> {} {}", e.id, r.address,
-              o.kind == Outcome::delivered ? "delivered" : o.kind == Outcome::failed ? "bounced" : "deferred", o.reply);
+    log::info("queue: {} to=<{}> {} {}{}", e.id, r.address,
+              o.kind == Outcome::delivered ? "delivered" : o.kind == Outcome::failed ? "bounced" : "deferred", o.reply,
+              o.tls.empty() ? "" : " tls=" + o.tls);
   }
   if (!interrupted || delivered + failed + deferred) {
     if (!interrupted) {

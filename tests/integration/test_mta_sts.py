@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import free_port, wait_for
-from test_queue import JOE, Sink, qstack, wait_empty  # noqa: F401 (qstack is a fixture)
+from test_queue import JOE, Sink, assert_secured_by, qstack, wait_empty  # noqa: F401 (qstack is a fixture)
 
 DOMAIN = "sts.example"
 
@@ -113,6 +113,7 @@ def test_enforce_delivers_over_verified_tls(sts):
     wait_empty(sts)
     assert len(sink.messages) == 1 and sink.messages[0][4]  # over TLS
     assert sts.policy_server.fetches == 1
+    assert_secured_by(sts, "verified")
 
 
 def test_enforce_refuses_a_certificate_for_another_name(sts):
@@ -148,6 +149,7 @@ def test_testing_mode_delivers_and_records(sts):
     sts.start_queued()
     wait_empty(sts)
     assert len(sink.messages) == 1 and sink.messages[0][4]  # opportunistic TLS after the failed check
+    assert_secured_by(sts, "unverified")
     assert "TLS policy failure for sts.example" in sts.queued.log_text()
 
 
@@ -179,3 +181,4 @@ def test_no_policy_delivers_as_before(sts):
     sts.start_queued()
     wait_empty(sts)
     assert len(s.messages) == 1 and sts.policy_server.fetches == 0
+    assert_secured_by(sts, "unverified")
