@@ -5,6 +5,7 @@
 #include <atomic>
 #include <random>
 
+#include "base/ascii.h"
 #include "base/date.h"
 #include "base/xtext.h"
 
@@ -13,11 +14,7 @@ namespace mail::queue {
 namespace {
 
 bool starts_with_field(std::string_view line, std::string_view name) {
-  if (line.size() <= name.size() || line[name.size()] != ':') return false;
-  for (size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(line[i])) != std::tolower(static_cast<unsigned char>(name[i])))
-      return false;
-  return true;
+  return line.size() > name.size() && line[name.size()] == ':' && ascii_istarts_with(line, name);
 }
 
 std::string boundary() {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/address.h"
+#include "base/ascii.h"
 #include "base/log.h"
 #include "smtp/session.h"
 
@@ -12,12 +13,6 @@ namespace {
 
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace
@@ -146,7 +141,7 @@ void Session::cmd_rcpt(const Command& c, std::string& out) {
     return;
   }
   std::string path = c.path;
-  if (iequals(path, "postmaster")) path = postmaster_address();  // RFC 5321 4.5.1: no domain needed
+  if (ascii_iequals(path, "postmaster")) path = postmaster_address();  // RFC 5321 4.5.1: no domain needed
   if (!mail_.smtputf8 && !is_ascii(path)) {
     reply(out, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
     return;

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/ascii.h"
+
 namespace mail::transfer {
 namespace {
 
@@ -16,13 +18,6 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 
 bool is_blank(std::string_view line) { return line == "\n" || line == "\r\n" || line.empty(); }
 
-bool ieq_prefix(std::string_view s, std::string_view name) {
-  if (s.size() < name.size()) return false;
-  for (size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(name[i])))
-      return false;
-  return true;
-}
 
 // The field name of a header line ("" for a continuation or a non-field).
 std::string_view field_name(std::string_view line) {
@@ -35,7 +30,6 @@ std::string_view field_name(std::string_view line) {
   return name;
 }
 
-bool name_is(std::string_view name, std::string_view want) { return name.size() == want.size() && ieq_prefix(name, want); }
 
 std::string_view field_value(std::string_view field) {
   size_t colon = field.find(':');
@@ -252,17 +246,17 @@ Result<std::optional<SourceMessage>> MboxReader::next() {
         std::string_view name = field_name(f);
         if (name.empty()) continue;
         std::string_view value = field_value(f);
-        if (name_is(name, "Status")) {
+        if (ascii_iequals(name, "Status")) {
           if (value.find('R') != std::string_view::npos) m.flags |= store::flag::seen;
-        } else if (name_is(name, "X-Status")) {
+        } else if (ascii_iequals(name, "X-Status")) {
           if (value.find('A') != std::string_view::npos) m.flags |= store::flag::answered;
           if (value.find('F') != std::string_view::npos) m.flags |= store::flag::flagged;
           if (value.find('T') != std::string_view::npos) m.flags |= store::flag::draft;
           if (value.find('D') != std::string_view::npos) m.flags |= store::flag::deleted;
-        } else if (name_is(name, "X-Keywords")) {
+        } else if (ascii_iequals(name, "X-Keywords")) {
           append_keywords(m.keywords, value);
-        } else if (name_is(name, "X-UID") || name_is(name, "X-IMAP") || name_is(name, "X-IMAPbase")) {
-        } else if (name_is(name, "Content-Length")) {
+        } else if (ascii_iequals(name, "X-UID") || ascii_iequals(name, "X-IMAP") || ascii_iequals(name, "X-IMAPbase")) {
+        } else if (ascii_iequals(name, "Content-Length")) {
           bool digits = !value.empty() && value.size() < 19;
           uint64_t n = 0;
           for (char c : value) {

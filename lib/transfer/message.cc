@@ -4,21 +4,16 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/ascii.h"
+
 namespace mail::transfer {
 namespace {
-
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 int month_index(std::string_view m) {
   static const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
   if (m.size() < 3) return -1;
   for (int i = 0; i < 12; ++i)
-    if (ieq(m.substr(0, 3), kMonths[i])) return i;
+    if (ascii_iequals(m.substr(0, 3), kMonths[i])) return i;
   return -1;
 }
 
@@ -81,7 +76,7 @@ bool parse_zone(std::string_view s, int64_t& offset) {
   static const Named kZones[] = {{"UT", 0},   {"UTC", 0},  {"GMT", 0},  {"Z", 0},    {"EST", -5}, {"EDT", -4},
                                  {"CST", -6}, {"CDT", -5}, {"MST", -7}, {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
   for (const auto& z : kZones)
-    if (ieq(s, z.name)) {
+    if (ascii_iequals(s, z.name)) {
       offset = z.hours * 3600;
       return true;
     }
@@ -253,8 +248,8 @@ store::UnixTime date_from_headers(std::string_view content) {
     if (colon != std::string_view::npos) {
       std::string_view name = field.substr(0, colon);
       while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-      if (received_value.empty() && ieq(name, "Received")) received_value = field.substr(colon + 1);
-      if (date_value.empty() && ieq(name, "Date")) date_value = field.substr(colon + 1);
+      if (received_value.empty() && ascii_iequals(name, "Received")) received_value = field.substr(colon + 1);
+      if (date_value.empty() && ascii_iequals(name, "Date")) date_value = field.substr(colon + 1);
     }
     pos = end;
   }
@@ -282,13 +277,13 @@ store::SpecialUse special_use_for(std::string_view name) {
       {"Archive", SpecialUse::archive},     {"Archives", SpecialUse::archive},
   };
   for (const auto& k : kKnown)
-    if (ieq(name, k.name)) return k.use;
+    if (ascii_iequals(name, k.name)) return k.use;
   return SpecialUse::none;
 }
 
 std::string canonical_mailbox_name(std::string_view name) {
-  if (ieq(name, "INBOX")) return "INBOX";
-  if (name.size() > 6 && ieq(name.substr(0, 6), "INBOX/")) return "INBOX" + std::string(name.substr(5));
+  if (ascii_iequals(name, "INBOX")) return "INBOX";
+  if (name.size() > 6 && ascii_iequals(name.substr(0, 6), "INBOX/")) return "INBOX" + std::string(name.substr(5));
   return std::string(name);
 }
 
