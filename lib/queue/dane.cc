@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "auth/resolver.h"
+#include "base/ascii.h"
 
 namespace mail::queue {
 
@@ -62,6 +63,11 @@ class UnboundDnssecResolver : public DnssecResolver {
       return a;
     }
     a.security = r->secure ? DnsSecurity::secure : DnsSecurity::insecure;
+    if (r->canonname) {
+      std::string canonical = ascii_lower(r->canonname);
+      if (!canonical.empty() && canonical.back() == '.') canonical.pop_back();
+      if (canonical != ascii_lower(name)) a.canonical = std::move(canonical);
+    }
     if (r->rcode == 3) {
       a.nxdomain = true;
       return a;
@@ -127,51 +133,69 @@ Result<bool> dane_domain_secure(DnssecResolver& resolver, const std::string& dom
   return mx->security == DnsSecurity::secure;
 }
 
-DanePolicy dane_policy(DnssecResolver& resolver, const std::string& host, uint16_t port) {
+namespace {
+
+DanePolicy unusable_policy(std::string why) {
   DanePolicy p;
-  auto unusable = [&](std::string why) {
-    p.kind = DanePolicy::unusable;
-    p.result_type = "dnssec-invalid";
-    p.why = std::move(why);
-    return p;
-  };
-  // Insecure address records leave DANE out (RFC 7672 2.2.2); a bogus one
-  // makes the host unusable.
-  auto addr = resolver.query(host, kDnsA);
-  if (!addr) return unusable("address of " + host + ": " + addr.status().message());
-  if (addr->security == DnsSecurity::bogus) return unusable("address of " + host + " is bogus (" + addr->why + ")");
-  if (addr->security != DnsSecurity::secure) return p;
-  const std::string name = "_" + std::to_string(port) + "._tcp." + host;
+  p.kind = DanePolicy::unusable;
+  p.result_type = "dnssec-invalid";
+  p.why = std::move(why);
+  return p;
+}
+
+// The secure TLSA RRset at _PORT._tcp.BASE; `none` when there is none.
+DanePolicy tlsa_policy(DnssecResolver& resolver, const std::string& base, uint16_t port) {
+  DanePolicy p;
+  const std::string name = "_" + std::to_string(port) + "._tcp." + base;
   auto tlsa = resolver.query(name, kDnsTlsa);
-  if (!tlsa) return unusable("TLSA of " + name + ": " + tlsa.status().message());
-  if (tlsa->security == DnsSecurity::bogus) return unusable("TLSA of " + name + " is bogus (" + tlsa->why + ")");
+  if (!tlsa) return unusable_policy("TLSA of " + name + ": " + tlsa.status().message());
+  if (tlsa->security == DnsSecurity::bogus)
+    return unusable_policy("TLSA of " + name + " is bogus (" + tlsa->why + ")");
   if (tlsa->security != DnsSecurity::secure || tlsa->rdata.empty()) return p;
   for (const auto& rd : tlsa->rdata) {
     auto t = parse_tlsa(rd);
     if (t && usable_tlsa(*t)) p.records.push_back(std::move(*t));
   }
   p.kind = p.records.empty() ? DanePolicy::tls_only : DanePolicy::verify;
+  p.base_domain = base;
   return p;
+}
+
+}  // namespace
+
+DanePolicy dane_policy(DnssecResolver& resolver, const std::string& host, uint16_t port) {
+  // Insecure address records leave DANE out (RFC 7672 2.2.2); a bogus one
+  // makes the host unusable. A secure answer means the whole CNAME chain is.
+  auto addr = resolver.query(host, kDnsA);
+  if (!addr) return unusable_policy("address of " + host + ": " + addr.status().message());
+  if (addr->security == DnsSecurity::bogus)
+    return unusable_policy("address of " + host + " is bogus (" + addr->why + ")");
+  if (addr->security != DnsSecurity::secure) return {};
+  if (!addr->canonical.empty()) {
+    DanePolicy p = tlsa_policy(resolver, addr->canonical, port);
+    if (p.kind != DanePolicy::none) {
+      p.other_name = host;
+      return p;
+    }
+  }
+  return tlsa_policy(resolver, host, port);
 }
 
 // ---- TLS --------------------------------------------------------------------------
 
 namespace {
 
-struct ThreadDane {
-  const std::string* base = nullptr;
-  const std::vector<Tlsa>* records = nullptr;
-};
-thread_local ThreadDane current_dane;
+thread_local const DanePolicy* current_dane = nullptr;
 
 // Runs as the handshake starts, after start_tls_client made the SSL object:
 // the one moment the TLSA records can be attached without the service layer
 // knowing about DANE.
 void dane_info_callback(const SSL* cssl, int where, int /*ret*/) {
-  if (!(where & SSL_CB_HANDSHAKE_START) || !current_dane.records) return;
+  if (!(where & SSL_CB_HANDSHAKE_START) || !current_dane) return;
   SSL* ssl = const_cast<SSL*>(cssl);
-  if (SSL_dane_enable(ssl, current_dane.base->c_str()) <= 0) return;  // then nothing verifies: no CA store
-  for (const Tlsa& t : *current_dane.records) {
+  if (SSL_dane_enable(ssl, current_dane->base_domain.c_str()) <= 0) return;  // then nothing verifies: no CA store
+  if (!current_dane->other_name.empty()) SSL_add1_host(ssl, current_dane->other_name.c_str());
+  for (const Tlsa& t : current_dane->records) {
     SSL_dane_tlsa_add(ssl, t.usage, t.selector, t.mtype, reinterpret_cast<const unsigned char*>(t.data.data()),
                       t.data.size());
   }
@@ -179,11 +203,9 @@ void dane_info_callback(const SSL* cssl, int where, int /*ret*/) {
 
 }  // namespace
 
-DaneScope::DaneScope(const std::string& base_domain, const std::vector<Tlsa>& records) {
-  current_dane = {&base_domain, &records};
-}
+DaneScope::DaneScope(const DanePolicy& policy) { current_dane = &policy; }
 
-DaneScope::~DaneScope() { current_dane = {}; }
+DaneScope::~DaneScope() { current_dane = nullptr; }
 
 Result<std::shared_ptr<service::TlsContext>> dane_client_context() {
   MAIL_ASSIGN_OR_RETURN(auto ctx, service::TlsContext::create_client(true));

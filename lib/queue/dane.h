@@ -43,6 +43,7 @@ struct SecureAnswer {
   bool nxdomain = false;
   std::vector<std::string> rdata;  // raw, one per record
   std::string why;                 // bogus: the validator's reason
+  std::string canonical;           // the name after CNAME expansion, when it is not the one asked (lower case, no dot)
 };
 
 // DNS answers with their DNSSEC status. Code::temporary: the lookup failed
@@ -85,6 +86,8 @@ struct DanePolicy {
     unusable,  // bogus or failed lookups: this host must not be tried now
   } kind = none;
   std::vector<Tlsa> records;  // verify: the usable ones
+  std::string base_domain;    // verify: where the records were found, the SNI and first name a DANE-TA peer may have
+  std::string other_name;     // verify: the MX name when the records were found at its CNAME target (also accepted)
   std::string why;            // unusable: the reason, for logs and the DSN
   std::string result_type;    // unusable: the RFC 8460 result type
 };
@@ -96,7 +99,8 @@ Result<bool> dane_domain_secure(DnssecResolver& resolver, const std::string& dom
 
 // The TLSA policy of `host` on `port` (_PORT._tcp.HOST, RFC 7672 2.2), for a
 // host named by a secure MX answer. The host's address records must be secure
-// too, or DANE does not apply.
+// too, or DANE does not apply. When `host` is an alias, the records at the
+// CNAME-expanded name come first, then those at `host` (RFC 7672 2.2.2).
 DanePolicy dane_policy(DnssecResolver& resolver, const std::string& host, uint16_t port);
 
 // A client context whose handshakes check the peer against the TLSA records
@@ -104,12 +108,12 @@ DanePolicy dane_policy(DnssecResolver& resolver, const std::string& host, uint16
 // neither names nor dates are checked; DANE-TA checks the name).
 Result<std::shared_ptr<service::TlsContext>> dane_client_context();
 
-// The records and base domain (the MX host name) the handshakes on this thread
+// The records and names of a `verify` policy the handshakes on this thread
 // check, while it lives. The SMTP client shakes hands on the thread that
 // opens it, so the runner wraps open() in one.
 class DaneScope {
  public:
-  DaneScope(const std::string& base_domain, const std::vector<Tlsa>& records);
+  explicit DaneScope(const DanePolicy& policy);
   ~DaneScope();
   DaneScope(const DaneScope&) = delete;
   DaneScope& operator=(const DaneScope&) = delete;

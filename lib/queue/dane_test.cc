@@ -84,6 +84,36 @@ TEST(Dane, HostPolicyFollowsTheTlsaAnswer) {
   EXPECT_EQ(dane_policy(r, "ee.example", 2525).kind, DanePolicy::unusable);  // _2525._tcp: not answered
 }
 
+TEST(Dane, AliasedHostTakesTheRecordsOfItsCnameTargetFirst) {
+  StubDnssecResolver r;
+  auto alias = [&](const std::string& name, const std::string& target) {
+    SecureAnswer a = answer(DnsSecurity::secure);
+    a.canonical = target;
+    r.add(name, kDnsA, a);
+  };
+  alias("mx.one.example", "real.one.example");  // records at both names: the target's win
+  r.add("_25._tcp.real.one.example", kDnsTlsa, answer(DnsSecurity::secure, {rdata(3, 1, 1, 32)}));
+  r.add("_25._tcp.mx.one.example", kDnsTlsa, answer(DnsSecurity::secure, {rdata(2, 0, 1, 32)}));
+  alias("mx.two.example", "real.two.example");  // none at the target: the MX name's
+  r.add("_25._tcp.real.two.example", kDnsTlsa, answer(DnsSecurity::secure, {}));
+  r.add("_25._tcp.mx.two.example", kDnsTlsa, answer(DnsSecurity::secure, {rdata(2, 0, 1, 32)}));
+  alias("mx.three.example", "real.three.example");  // bogus at the target: no fallback
+  r.add("_25._tcp.real.three.example", kDnsTlsa, answer(DnsSecurity::bogus));
+  r.add("_25._tcp.mx.three.example", kDnsTlsa, answer(DnsSecurity::secure, {rdata(3, 1, 1, 32)}));
+
+  DanePolicy one = dane_policy(r, "mx.one.example", 25);
+  ASSERT_EQ(one.kind, DanePolicy::verify);
+  EXPECT_EQ(one.records[0].usage, 3);
+  EXPECT_EQ(one.base_domain, "real.one.example");
+  EXPECT_EQ(one.other_name, "mx.one.example");  // a DANE-TA peer may carry either name
+  DanePolicy two = dane_policy(r, "mx.two.example", 25);
+  ASSERT_EQ(two.kind, DanePolicy::verify);
+  EXPECT_EQ(two.records[0].usage, 2);
+  EXPECT_EQ(two.base_domain, "mx.two.example");
+  EXPECT_EQ(two.other_name, "");
+  EXPECT_EQ(dane_policy(r, "mx.three.example", 25).kind, DanePolicy::unusable);
+}
+
 TEST(Dane, ResolverNeedsItsTrustAnchorFile) {
   auto r = make_dnssec_resolver("127.0.0.1@53", "/nonexistent/root.key");
   ASSERT_FALSE(r);

@@ -313,7 +313,8 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
       hopts.require_tls = true;
     }
     for (const std::string& ip : host.addresses) {
-      hopts.tls_name = host.name;
+      // SNI is the TLSA base domain (RFC 7672 8.1): the CNAME target when the records are there
+      hopts.tls_name = hopts.tls == dane_tls_ ? dane_host->base_domain : host.name;
       // A kept session to this host with the same settings saves a connection
       // and the TLS handshake (testing mode always checks anew).
       const std::string key = ip + " " + std::to_string(route->port) + " " + host.name + " " +
@@ -342,7 +343,7 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
         client = std::make_unique<SmtpClient>();
         {
           std::optional<DaneScope> scope;
-          if (hopts.tls == dane_tls_) scope.emplace(host.name, dane_host->records);
+          if (hopts.tls == dane_tls_) scope.emplace(*dane_host);
           st = client->open(ip, route->port, hopts);
         }
         const std::string why = st ? "" : host.name + "[" + ip + "]: " + st.message();

@@ -171,6 +171,28 @@ def test_dane_ta_with_the_mx_name_delivers(dane):
     assert_secured_by(dane, "dane")
 
 
+def test_aliased_mx_host_takes_the_records_of_its_cname_target(dane):
+    # RFC 7672 2.2.2: the records at the expanded name win (those at the MX
+    # name would not match), and a DANE-TA peer may carry the MX name
+    sink = dane.dane_sink("127.0.0.52", cert="mx.cn.example")
+    dane.zones.add("cn.example. IN MX 10 mx.cn.example.")
+    dane.zones.add("mx.cn.example. IN CNAME real.cn.example.")
+    dane.zones.add("real.cn.example. IN A 127.0.0.52")
+    dane.zones.add(f"_{dane.port}._tcp.real.cn.example. IN TLSA 3 1 1 {spki_sha256(dane.pem('mx.cn.example'))}")
+    dane.zones.add(f"_{dane.port}._tcp.mx.cn.example. IN TLSA 3 1 1 {'ab' * 32}")
+    ta = dane.dane_sink("127.0.0.53", cert="mx.cnta.example", chain=True)
+    dane.zones.add("cnta.example. IN MX 10 mx.cnta.example.")
+    dane.zones.add("mx.cnta.example. IN CNAME real.cnta.example.")
+    dane.zones.add("real.cnta.example. IN A 127.0.0.53")
+    dane.zones.add(f"_{dane.port}._tcp.real.cnta.example. IN TLSA 2 0 1 {cert_sha256(dane.ca.cert)}")
+    dane.sendmail("-f", JOE, "far@cn.example")
+    dane.sendmail("-f", JOE, "far@cnta.example")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1 and len(ta.messages) == 1
+    assert len(re.findall(r" delivered .* tls=dane$", dane.queued.log_text(), re.M)) == 2, dane.queued.log_text()
+
+
 def test_dane_requires_starttls(dane):
     sink = dane.dane_sink("127.0.0.44")  # no STARTTLS
     dane.zones.mx("notls.example", "127.0.0.44", dane.port, f"3 1 1 {'ab' * 32}")
