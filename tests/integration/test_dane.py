@@ -193,6 +193,36 @@ def test_aliased_mx_host_takes_the_records_of_its_cname_target(dane):
     assert len(re.findall(r" delivered .* tls=dane$", dane.queued.log_text(), re.M)) == 2, dane.queued.log_text()
 
 
+def test_dane_ee_ignores_the_certificate_dates(dane, tmp_path):
+    # DANE-EE pins the key: an expired self-signed certificate still matches (RFC 7672 3.1.1)
+    import datetime
+    import ssl
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired.other")])
+    start = datetime.datetime(2020, 1, 1)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    pem, key_pem = str(tmp_path / "expired.pem"), str(tmp_path / "expired.key")
+    open(pem, "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+    open(key_pem, "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pem, key_pem)
+    sink = Sink("127.0.0.54", dane.port, tls=ctx)
+    dane.sinks["127.0.0.54"] = sink
+    dane.zones.mx("old.example", "127.0.0.54", dane.port, f"3 1 1 {spki_sha256(pem)}")
+    dane.sendmail("-f", JOE, "far@old.example")
+    dane.start()
+    wait_empty(dane)
+    assert len(sink.messages) == 1
+    assert_secured_by(dane, "dane")
+
+
 def test_dane_requires_starttls(dane):
     sink = dane.dane_sink("127.0.0.44")  # no STARTTLS
     dane.zones.mx("notls.example", "127.0.0.44", dane.port, f"3 1 1 {'ab' * 32}")
