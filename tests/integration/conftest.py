@@ -5,10 +5,13 @@ Environment (set by ctest, or by hand):
   MAIL_SOURCE_DIR  the source tree
 """
 import os
+import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -161,15 +164,75 @@ def daemons():
         d.stop()
 
 
+def start_stored(daemons, datadir, log):
+    """Starts mail-stored on `datadir` and waits for its socket; returns the Daemon."""
+    d = daemons.start([binary("mail-stored"), "--data-dir", datadir], log=str(log))
+    sock = os.path.join(datadir, "stored.sock")
+    wait_for(lambda: unix_socket_open(sock) or not d.alive(), timeout=30, what="mail-stored socket")
+    assert d.alive(), d.log_text()
+    return d
+
+
 @pytest.fixture
 def stored(datadir, daemons, tmp_path):
     """A running mail-stored on `datadir`; yields the Daemon (socket: datadir/stored.sock)."""
-    d = daemons.start([binary("mail-stored"), "--data-dir", datadir],
-                      log=str(tmp_path / "stored.log"))
-    sock = os.path.join(datadir, "stored.sock")
-    wait_for(lambda: unix_socket_open(sock) or not d.alive(), what="mail-stored socket")
-    assert d.alive(), d.log_text()
-    return d
+    return start_stored(daemons, datadir, tmp_path / "stored.log")
+
+
+def daemon_user():
+    """The user daemons started as root drop to (general.user's default), or None
+    when the tests do not run as root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("mail")
+    except KeyError:
+        pytest.skip("running as root without a 'mail' user for the daemons to drop to")
+
+
+def hand_over(path):
+    """Makes `path` the daemon user's, as mail-master does with the data directory."""
+    pw = daemon_user()
+    if pw is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+
+
+@pytest.fixture
+def daemon_datadir(tmp_path):
+    """A data directory the daemons can use after dropping privileges (as root:
+    one outside pytest's directories, removed afterwards)."""
+    if daemon_user() is None:
+        d = str(tmp_path / "data")
+        os.makedirs(d)
+        yield d
+        return
+    d = tempfile.mkdtemp(prefix="mail-test-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def make_cert(datadir):
+    """A self-signed certificate for localhost where the daemons look (DATADIR/tls)."""
+    tls = os.path.join(datadir, "tls")
+    os.makedirs(tls, exist_ok=True)
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-keyout", os.path.join(tls, "key.pem"),
+                        "-out", os.path.join(tls, "cert.pem")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr.decode()
+    return True
+
+
+def tls_context():
+    """A client context that takes the test certificates."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 @pytest.fixture(autouse=True)

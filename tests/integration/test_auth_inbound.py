@@ -6,9 +6,7 @@ signed by dkimpy (the oracle, Debian python3-dkim), and read back over IMAP.
 import base64
 import imaplib
 import os
-import shutil
 import smtplib
-import tempfile
 
 import pytest
 
@@ -17,8 +15,8 @@ nacl_signing = pytest.importorskip("nacl.signing")
 pytest.importorskip("dnslib")
 
 from authdns import LocalDns  # noqa: E402
-from conftest import BIN_DIR, binary, free_port, port_open, unix_socket_open, wait_for  # noqa: E402
-from test_smtp import daemon_user, hand_over, make_cert, tls_context  # noqa: E402
+from conftest import (binary, free_port, hand_over, make_cert, port_open, start_stored,  # noqa: E402
+                      tls_context, wait_for)
 
 PASSWORD = "correct horse"
 JOE = "joe@example.com"
@@ -131,14 +129,11 @@ def auth_results(msg):
 
 
 @pytest.fixture
-def stack(tmp_path, daemons):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    smtpd, stored_bin, imapd = binary("mail-smtpd"), binary("mail-stored"), binary("mail-imapd")
+def stack(tmp_path, daemons, daemon_datadir):
+    smtpd, imapd = binary("mail-smtpd"), binary("mail-imapd")
     binary("mailctl")
     dns = LocalDns(RECORDS)
-    datadir = str(tmp_path / "data") if daemon_user() is None else tempfile.mkdtemp(prefix="mail-auth-test-")
-    os.makedirs(datadir, exist_ok=True)
+    datadir = daemon_datadir
     s = Stack()
     s.datadir = datadir
     config = os.path.join(datadir, "mail.toml")
@@ -147,9 +142,7 @@ def stack(tmp_path, daemons):
                 f'[auth]\nresolver = "{dns.address}"\ncheck_loopback = true\ndns_budget_ms = 5000\n')
     make_cert(datadir)
     hand_over(datadir)
-    stored = daemons.start([stored_bin, "--data-dir", datadir], log=str(tmp_path / "stored.log"))
-    sock = os.path.join(datadir, "stored.sock")
-    wait_for(lambda: unix_socket_open(sock) or not stored.alive(), what="mail-stored socket")
+    start_stored(daemons, datadir, tmp_path / "stored.log")
     s.mailctl("domain", "add", "example.com")
     s.mailctl("account", "add", JOE, "--password-stdin", input=PASSWORD + "\n")
     s.mailctl("account", "add", ANN, "--password-stdin", input=PASSWORD + "\n")
@@ -166,8 +159,6 @@ def stack(tmp_path, daemons):
     yield s
     dns.stop()
     assert s.smtpd.alive(), "mail-smtpd died:\n" + s.smtpd.log_text()
-    if daemon_user() is not None:
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def test_pass(stack):

@@ -6,18 +6,15 @@ import hashlib
 import hmac
 import imaplib
 import os
-import pwd
 import shutil
 import socket
 import ssl
-import subprocess
-import tempfile
 import time
 import warnings
 
 import pytest
 
-from conftest import binary, free_port, port_open, unix_socket_open, wait_for, BIN_DIR
+from conftest import BIN_DIR, binary, free_port, hand_over, make_cert, port_open, start_stored, wait_for
 
 USER = "joe@example.com"
 PASSWORD = "correct horse"
@@ -97,51 +94,10 @@ def provision(run, datadir, *extra):
         assert r.returncode == 0, r.stderr.decode()
 
 
-def make_cert(datadir):
-    if not shutil.which("openssl"):
-        return False
-    tls = os.path.join(datadir, "tls")
-    os.makedirs(tls, exist_ok=True)
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=localhost", "-keyout", os.path.join(tls, "key.pem"),
-                        "-out", os.path.join(tls, "cert.pem")],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return r.returncode == 0
-
-
-def daemon_user():
-    """The user daemons started as root drop to (general.user's default), or None."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("mail")
-    except KeyError:
-        pytest.skip("running as root without a 'mail' user for the daemons to drop to")
-
-
-def hand_over(path):
-    """Makes the data directory the daemon user's, as mail-master does."""
-    pw = daemon_user()
-    if pw is None:
-        return
-    for root, dirs, files in os.walk(path):
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
-
-
 @pytest.fixture
-def datadir_for_daemons(tmp_path):
-    """A data directory the daemons can reach after dropping privileges (pytest's
-    own temporary directories are private to root)."""
-    if daemon_user() is None:
-        d = str(tmp_path / "data")
-        os.makedirs(d)
-        yield d
-        return
-    d = tempfile.mkdtemp(prefix="mail-imap-test-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def datadir_for_daemons(daemon_datadir):
+    """The name the IMAP tests know conftest's daemon_datadir by."""
+    return daemon_datadir
 
 
 def start_stack(datadir, tmp_path, daemons, run, tls=False):
@@ -150,11 +106,7 @@ def start_stack(datadir, tmp_path, daemons, run, tls=False):
     stored = None
     hand_over(datadir)
     if os.path.exists(os.path.join(BIN_DIR, "mail-stored")):
-        stored = daemons.start([os.path.join(BIN_DIR, "mail-stored"), "--data-dir", datadir],
-                               log=str(tmp_path / "stored.log"))
-        sock = os.path.join(datadir, "stored.sock")
-        wait_for(lambda: unix_socket_open(sock) or not stored.alive(), what="mail-stored socket")
-        assert stored.alive(), stored.log_text()
+        stored = start_stored(daemons, datadir, tmp_path / "stored.log")
         provision(run, datadir)
     else:
         # No daemon yet: provision offline, then mail-imapd opens the store itself.

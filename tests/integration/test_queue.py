@@ -7,19 +7,17 @@ import email
 import json
 import re
 import os
-import shutil
 import signal
 import smtplib
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import binary, free_port, port_open, unix_socket_open, wait_for
-from test_smtp import PASSWORD, daemon_user, hand_over, make_cert, tls_context
+from conftest import binary, free_port, hand_over, make_cert, port_open, start_stored, tls_context, wait_for
+from test_smtp import PASSWORD
 
 dnslib = pytest.importorskip("dnslib")
 pytest.importorskip("aiosmtpd")
@@ -134,13 +132,9 @@ def server_tls(datadir):
 
 
 @pytest.fixture
-def qstack(tmp_path, daemons):
+def qstack(tmp_path, daemons, daemon_datadir):
     binary("mail-queued")
-    if daemon_user() is None:
-        datadir = str(tmp_path / "data")
-        os.makedirs(datadir)
-    else:
-        datadir = tempfile.mkdtemp(prefix="mail-queue-test-")
+    datadir = daemon_datadir
     s = QueueStack()
     s.datadir = datadir
     s.tmp = tmp_path
@@ -165,9 +159,7 @@ def qstack(tmp_path, daemons):
     s.write_config = write_config
     write_config()
     hand_over(datadir)
-    s.stored = daemons.start([binary("mail-stored"), "--data-dir", datadir], log=str(tmp_path / "stored.log"))
-    wait_for(lambda: unix_socket_open(os.path.join(datadir, "stored.sock")) or not s.stored.alive(),
-             what="mail-stored socket")
+    s.stored = start_stored(daemons, datadir, tmp_path / "stored.log")
 
     def mailctl(*args, input=None, check=True):
         r = subprocess.run([binary("mailctl"), "--data-dir", datadir, *map(str, args)],
@@ -229,8 +221,6 @@ def qstack(tmp_path, daemons):
     for sk in s.sinks.values():
         sk.stop()
     s.zone.stop()
-    if daemon_user() is not None:
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def wait_empty(s, timeout=20):
@@ -490,8 +480,7 @@ def test_delivery_to_a_second_mail_smtpd_with_pipelining_and_chunking(qstack, da
     os.makedirs(other)
     make_cert(other)
     hand_over(other)
-    stored = daemons.start([binary("mail-stored"), "--data-dir", other], log=str(tmp_path / "other-stored.log"))
-    wait_for(lambda: unix_socket_open(os.path.join(other, "stored.sock")), what="second store")
+    start_stored(daemons, other, tmp_path / "other-stored.log")
     for args in (("domain", "add", "remote.example"),
                  ("account", "add", "far@remote.example", "--password-stdin")):
         r = subprocess.run([binary("mailctl"), "--data-dir", other, *args], input=PASSWORD.encode() + b"\n",

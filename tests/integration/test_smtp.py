@@ -6,18 +6,16 @@ built, over IMAP (content)."""
 import imaplib
 import json
 import os
-import pwd
 import shutil
 import smtplib
 import socket
-import ssl
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import BIN_DIR, binary, free_port, port_open, unix_socket_open, wait_for
+from conftest import (BIN_DIR, binary, free_port, hand_over, make_cert, port_open, start_stored, tls_context,
+                      wait_for)
 
 PASSWORD = "correct horse"
 JOE = "joe@example.com"
@@ -41,42 +39,6 @@ command_timeout_s = 30
 data_timeout_s = 30
 max_sessions_per_ip = 10
 """
-
-
-def daemon_user():
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("mail")
-    except KeyError:
-        pytest.skip("running as root without a 'mail' user for the daemons to drop to")
-
-
-def hand_over(path):
-    pw = daemon_user()
-    if pw is None:
-        return
-    for root, dirs, files in os.walk(path):
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
-
-
-def make_cert(datadir):
-    tls = os.path.join(datadir, "tls")
-    os.makedirs(tls, exist_ok=True)
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=localhost", "-keyout", os.path.join(tls, "key.pem"),
-                        "-out", os.path.join(tls, "cert.pem")],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert r.returncode == 0
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Stack:
@@ -168,17 +130,10 @@ class Raw:
 
 
 @pytest.fixture
-def stack(tmp_path, daemons):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+def stack(tmp_path, daemons, daemon_datadir):
     smtpd = binary("mail-smtpd")
-    stored_bin = binary("mail-stored")
     binary("mailctl")
-    if daemon_user() is None:
-        datadir = str(tmp_path / "data")
-        os.makedirs(datadir)
-    else:
-        datadir = tempfile.mkdtemp(prefix="mail-smtp-test-")
+    datadir = daemon_datadir
     s = Stack()
     s.datadir = datadir
     config = os.path.join(datadir, "mail.toml")
@@ -186,10 +141,7 @@ def stack(tmp_path, daemons):
         f.write(CONFIG)
     make_cert(datadir)
     hand_over(datadir)
-    s.stored = daemons.start([stored_bin, "--data-dir", datadir], log=str(tmp_path / "stored.log"))
-    sock = os.path.join(datadir, "stored.sock")
-    wait_for(lambda: unix_socket_open(sock) or not s.stored.alive(), what="mail-stored socket")
-    assert s.stored.alive(), s.stored.log_text()
+    s.stored = start_stored(daemons, datadir, tmp_path / "stored.log")
 
     s.mailctl("domain", "add", "example.com")
     s.mailctl("domain", "add", "catch.example")
@@ -221,8 +173,6 @@ def stack(tmp_path, daemons):
             s.imap = None
     yield s
     assert s.smtpd.alive(), "mail-smtpd died:\n" + s.smtpd.log_text()
-    if daemon_user() is not None:
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def test_ehlo_extensions(stack):

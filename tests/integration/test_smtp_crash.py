@@ -14,19 +14,15 @@ import time
 
 import pytest
 
-from conftest import binary, port_open, unix_socket_open, wait_for
-from test_smtp import JOE, ANN, PASSWORD, hand_over, stack  # noqa: F401  (the fixture)
+from conftest import hand_over, port_open, start_stored, wait_for
+from test_smtp import JOE, ANN, PASSWORD, stack  # noqa: F401  (the fixture)
 
 CLIENTS = 4
 ATTEMPTS_PER_CLIENT = int(os.environ.get("SMTP_CRASH_ATTEMPTS", "750"))
 
 
 def restart_stored(stack, daemons, tmp_path):
-    stack.stored = daemons.start([binary("mail-stored"), "--data-dir", stack.datadir],
-                                 log=str(tmp_path / "stored.log"))
-    sock = os.path.join(stack.datadir, "stored.sock")
-    wait_for(lambda: unix_socket_open(sock) or not stack.stored.alive(), timeout=30, what="mail-stored socket")
-    assert stack.stored.alive(), stack.stored.log_text()
+    stack.stored = start_stored(daemons, stack.datadir, tmp_path / "stored.log")
     hand_over(stack.datadir)  # its new socket, for the daemons running as the mail user
 
 

@@ -3,7 +3,6 @@ output forms and exit codes, per-account models, rule files, the store offline
 and through mail-stored, and bad input. Messages are generated (a small,
 varied set) so the test needs no corpus."""
 import json
-import os
 import random
 
 import pytest
@@ -195,8 +194,7 @@ def test_bad_input_gives_a_verdict(run, store_dir):
 
 def test_smtp_filter_rejects_spam_and_accepts_ham(run, store_dir, corpus, stored, daemons, tmp_path):
     import smtplib
-    from conftest import binary, free_port, port_open, wait_for
-    from test_smtp import hand_over, make_cert
+    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     train_all(run, store_dir, corpus)
     config = tmp_path / "mail.toml"
     config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nrequired_score = "4.0"\n'
@@ -252,8 +250,7 @@ def test_junk_filing_through_smtp_then_imap(run, store_dir, corpus, stored, daem
     moving it out of Junk trains nothing."""
     import imaplib
     import smtplib
-    from conftest import binary, free_port, port_open, wait_for
-    from test_smtp import hand_over, make_cert
+    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     train_all(run, store_dir, corpus)
     config = tmp_path / "mail.toml"
     config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nrequired_score = "4.0"\n'
@@ -310,8 +307,7 @@ def test_bulk_digest_counts_local_users(run, store_dir, stored, daemons, tmp_pat
     ([spam] bulk_min_users = 3); another body does not."""
     import imaplib
     import smtplib
-    from conftest import binary, free_port, port_open, wait_for
-    from test_smtp import hand_over, make_cert
+    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     users = [f"u{i}@example.test" for i in range(1, 5)]
     for u in users:
         r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
@@ -362,8 +358,7 @@ def test_bulk_digest_counts_concurrent_deliveries_exactly(run, store_dir, stored
     import imaplib
     import smtplib
     import threading
-    from conftest import binary, free_port, port_open, wait_for
-    from test_smtp import hand_over, make_cert
+    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     users = [f"c{i}@example.test" for i in range(17)]
     for u in users:
         r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
@@ -435,8 +430,7 @@ def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tm
     import time
     pytest.importorskip("dnslib")
     from authdns import LocalDns
-    from conftest import binary, free_port, port_open, wait_for
-    from test_smtp import hand_over, make_cert
+    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
 
     class Counting(dict):
         asked = {}

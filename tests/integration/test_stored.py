@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import SOURCE_DIR, binary, unix_socket_open, wait_for
+from conftest import SOURCE_DIR, binary, start_stored, unix_socket_open, wait_for
 
 BUILD_DIR = os.environ.get("MAIL_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 
@@ -17,14 +17,6 @@ def torture():
     if not os.path.exists(path):
         pytest.skip(f"store-torture is not built in {BUILD_DIR}/tests/tools")
     return path
-
-
-def start_stored(daemons, datadir, log):
-    d = daemons.start([binary("mail-stored"), "--data-dir", datadir], log=log)
-    sock = os.path.join(datadir, "stored.sock")
-    wait_for(lambda: unix_socket_open(sock) or not d.alive(), timeout=30, what="mail-stored socket")
-    assert d.alive(), d.log_text()
-    return d
 
 
 def test_start_and_graceful_stop(stored, datadir):
