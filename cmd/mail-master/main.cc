@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   app.add_option("-d,--data-dir", options.data_dir, "data directory (overrides general.data_dir)");
   app.add_option("--bin-dir", options.bin_dir, "where the daemons are (default: next to mail-master)");
   app.add_option("--drain", options.drain_seconds, "seconds sessions get to finish on stop")->capture_default_str();
+  app.add_option("--ready-timeout", options.ready_timeout_seconds,
+                 "seconds a daemon may take to report ready before it is killed and restarted")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
   mail::add_completion_option(app);
   CLI11_PARSE(app, argc, argv);
   if (options.config_path.empty()) options.config_path = mail::default_config_path();

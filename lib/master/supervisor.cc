@@ -106,7 +106,6 @@ const char* state_name(State s) {
 }
 
 // A child that has not said READY=1 by then is killed and counts as a crash.
-constexpr auto kStartTimeout = std::chrono::seconds(30);
 
 // One process of a service (a service with `processes = N` has N of them).
 struct Child {
@@ -170,6 +169,7 @@ class Supervisor {
   void on_ready(Child& c);
   void read_notify();
   void check_start_deadlines();
+  std::chrono::seconds ready_timeout() const { return std::chrono::seconds(options_.ready_timeout_seconds); }
   void reap();
   void forget_retired();  // drops retired children that have exited
   void on_exit(Child& c, int status);
@@ -332,7 +332,7 @@ void Supervisor::start(Child& c) {
   log::info("started {} (pid {})", c.spec.name, pid);
   if (c.spec.notify && notify_fd_ >= 0) {
     c.state = State::starting;
-    c.ready_by = c.started + kStartTimeout;
+    c.ready_by = c.started + ready_timeout();
   } else {
     on_ready(c);
   }
@@ -380,9 +380,10 @@ void Supervisor::check_start_deadlines() {
   auto now = Clock::now();
   for (auto& c : children_)
     if (c->state == State::starting && c->pid > 0 && now >= c->ready_by) {
-      log::error("{} (pid {}) did not report ready in {} s; killing it", c->spec.name, c->pid, kStartTimeout.count());
+      log::error("{} (pid {}) did not report ready in {} s; killing it", c->spec.name, c->pid,
+                 options_.ready_timeout_seconds);
       ::kill(c->pid, SIGKILL);  // its exit then counts as a crash
-      c->ready_by = now + kStartTimeout;
+      c->ready_by = now + ready_timeout();
     }
 }
 

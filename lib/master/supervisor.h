@@ -44,6 +44,7 @@ struct MasterOptions {
   std::string data_dir;      // overrides general.data_dir
   std::string bin_dir;       // where the daemons are
   uint32_t drain_seconds = 10;
+  uint32_t ready_timeout_seconds = 30;  // a notify service not ready by then is killed (and restarted)
 };
 
 // Runs until SIGTERM/SIGINT or a "stop" on the control socket. Returns the exit code.

@@ -1,8 +1,10 @@
 """mail-master: the supervised stack, run as an admin runs it."""
 import json
 import os
+import re
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -346,6 +348,28 @@ while True:
     c.sendall(f"{names} {os.environ['MAIL_DATA_DIR']} {' '.join(sys.argv[1:])}\n".encode())
     c.close()
 """
+
+
+def test_a_service_that_never_reports_ready_is_killed_and_restarted(datadir, tmp_path):
+    binary("mail-stored")
+    config = str(tmp_path / "mail.toml")
+    write_config(config, datadir, (free_port(), free_port(), free_port()), (free_port(), free_port()),
+                 extra='[services.mute]\nprogram = "/bin/sleep"\nargs = ["3600"]\n')
+    master = Daemon([binary("mail-master"), "--config", config, "--ready-timeout", "1"],
+                    log_path=str(tmp_path / "master.log"))
+    try:
+        wait_for(lambda: len(re.findall(r"started mute \(pid", master.log_text())) >= 2, timeout=20,
+                 what="mute started again")
+        log = master.log_text()
+        assert re.search(r"mute \(pid \d+\) did not report ready in 1 s; killing it", log), log
+        status = control(datadir, "status")
+        assert service(status, "mute")["state"] != "running", status
+        assert all(service(status, n)["state"] == "running" for n in ("store", "smtpd", "imapd")), status
+    finally:
+        master.stop(timeout=30)
+    r = subprocess.run([binary("mail-master"), "--ready-timeout", "0"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode != 0 and b"ready-timeout" in r.stderr, r.stderr
 
 
 def test_own_service_gets_sockets_environment_and_readiness(datadir, tmp_path):
