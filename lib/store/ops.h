@@ -234,6 +234,23 @@ struct ExpungeResp {
   MAIL_FIELDS(expunged, highest_modseq)
 };
 
+// IMAP REPLACE (RFC 8508) as one durable transaction: expunges the message
+// `uid` of `mailbox` and delivers `message` (exactly one target, no queue
+// entry). The expunge comes first, so the quota is checked as if the old
+// message were gone; a failed delivery rolls the expunge back too, and a
+// missing old message (not_found) stores nothing.
+struct ReplaceReq {
+  MailboxId mailbox = 0;
+  Uid uid = 0;
+  DeliverReq message;
+  MAIL_FIELDS(mailbox, uid, message)
+};
+struct ReplaceResp {
+  DeliveryResult appended;
+  ExpungeResp expunged;
+  MAIL_FIELDS(appended, expunged)
+};
+
 struct CopyReq {
   MailboxId from = 0;
   std::vector<Uid> uids;
@@ -436,6 +453,7 @@ struct MessageInsertResp {
   X(52, data_delete, DataKey, Empty)                             \
   X(53, data_scan, DataScanReq, DataScanResp)                    \
   X(90, data_set_add, DataSetAddReq, DataSetAddResp)            \
+  X(98, message_replace, ReplaceReq, ReplaceResp)                \
   X(60, queue_list, QueueListReq, QueueListResp)                 \
   X(61, queue_get, QueueRef, QueueEntry)                         \
   X(62, queue_update, QueueUpdateReq, Empty)                     \

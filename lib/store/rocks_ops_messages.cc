@@ -354,30 +354,62 @@ Result<FlagsUpdateResp> RocksStore::flags_update(const FlagsUpdateReq& req) {
   });
 }
 
+namespace {
+
+// One expunge's writes inside `txn` (EXPUNGE, and REPLACE's first half).
+Result<ExpungeResp> expunge_in(Txn& txn, const ExpungeReq& req) {
+  ExpungeResp resp;
+  MAIL_ASSIGN_OR_RETURN(MailboxInfo mb, mailbox_by_id(txn, req.mailbox));
+  MAIL_ASSIGN_OR_RETURN(AccountRecord account, account_by_id(txn, mb.account));
+  ModSeq modseq = 0;
+  std::set<Uid> uids(req.uids.begin(), req.uids.end());
+  for (Uid uid : uids) {
+    MAIL_ASSIGN_OR_RETURN(auto e, txn.get_record<MessageEntry>(key::message(mb.id, uid)));
+    if (!e) continue;
+    if (!modseq) modseq = bump_account_modseq(account);
+    MAIL_TRY(expunge_message(txn, mb, account, *e, modseq, true));
+    resp.expunged.push_back(uid);
+  }
+  if (modseq) {
+    mb.highest_modseq = modseq;
+    txn.put_record(key::mailbox(mb.id), mb);
+    txn.put_record(key::account(account.info.id), account);
+    record_change(txn, mb, ChangeKind::expunged, modseq, resp.expunged);
+  }
+  resp.highest_modseq = mb.highest_modseq;
+  return resp;
+}
+
+}  // namespace
+
 Result<ExpungeResp> RocksStore::expunge(const ExpungeReq& req) {
-  return impl_->write_op<ExpungeResp>([&](Txn& txn) -> Result<ExpungeResp> {
-    ExpungeResp resp;
+  return impl_->write_op<ExpungeResp>([&](Txn& txn) -> Result<ExpungeResp> { return expunge_in(txn, req); });
+}
+
+Result<ReplaceResp> RocksStore::message_replace(const ReplaceReq& req) {
+  if (req.message.targets.size() != 1 || req.message.queue)
+    return error(Code::invalid, "a replacement goes to exactly one mailbox");
+  // Compress on the caller's thread so that the writer thread only commits.
+  std::string stored = compress_content(req.message.content);
+  return impl_->write_op<ReplaceResp>([&](Txn& txn) -> Result<ReplaceResp> {
     MAIL_ASSIGN_OR_RETURN(MailboxInfo mb, mailbox_by_id(txn, req.mailbox));
-    MAIL_ASSIGN_OR_RETURN(AccountRecord account, account_by_id(txn, mb.account));
-    ModSeq modseq = 0;
-    std::set<Uid> uids(req.uids.begin(), req.uids.end());
-    for (Uid uid : uids) {
-      MAIL_ASSIGN_OR_RETURN(auto e, txn.get_record<MessageEntry>(key::message(mb.id, uid)));
-      if (!e) continue;
-      if (!modseq) modseq = bump_account_modseq(account);
-      MAIL_TRY(expunge_message(txn, mb, account, *e, modseq, true));
-      resp.expunged.push_back(uid);
-    }
-    if (modseq) {
-      mb.highest_modseq = modseq;
-      txn.put_record(key::mailbox(mb.id), mb);
-      txn.put_record(key::account(account.info.id), account);
-      record_change(txn, mb, ChangeKind::expunged, modseq, resp.expunged);
-    }
-    resp.highest_modseq = mb.highest_modseq;
+    if (mb.account != req.message.targets[0].account)
+      return error(Code::invalid, "the replacement belongs to another account");
+    MAIL_ASSIGN_OR_RETURN(auto old, txn.get_record<MessageEntry>(key::message(mb.id, req.uid)));
+    if (!old) return error(Code::not_found, "no such message: UID " + std::to_string(req.uid));
+    ReplaceResp resp;
+    ExpungeReq gone;
+    gone.mailbox = mb.id;
+    gone.uids = {req.uid};
+    MAIL_ASSIGN_OR_RETURN(resp.expunged, expunge_in(txn, gone));
+    DeliverResp delivered = deliver_in(txn, req.message, stored);
+    resp.appended = delivered.results.at(0);
+    // The writer rolls this op back whole, the expunge with it.
+    if (resp.appended.code != Code::ok) return error(resp.appended.code, resp.appended.message);
     return resp;
   });
 }
+
 
 Result<CopyResp> RocksStore::copy(const CopyReq& req) {
   return impl_->write_op<CopyResp>([&](Txn& txn) -> Result<CopyResp> {

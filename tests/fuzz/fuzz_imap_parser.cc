@@ -128,6 +128,13 @@ class FuzzStore : public UnavailableStore {
     for (size_t i = 0; i < r.targets.size(); ++i) d.results.push_back({Code::ok, "", 7, 42, 5});
     return d;
   }
+  Result<ReplaceResp> message_replace(const ReplaceReq& r) override {
+    if (r.message.targets.size() != 1) return error(Code::invalid, "one target");
+    ReplaceResp resp;
+    resp.appended = {Code::ok, "", 7, 42, 5};
+    resp.expunged.expunged = {r.uid};
+    return resp;
+  }
   Result<DeliverBatchResp> deliver_batch(const DeliverBatchReq& r) override {
     DeliverBatchResp b;
     for (const auto& m : r.messages) {
