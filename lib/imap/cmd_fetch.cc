@@ -189,7 +189,11 @@ void append_literal(std::string& out, std::string_view data, bool binary = false
   bool has_nul = data.find('\0') != std::string_view::npos;
   out += (binary && has_nul) ? "~{" : "{";
   out += std::to_string(data.size()) + "}\r\n";
+  size_t at = out.size();
   out.append(data);
+  // Only literal8 (BINARY) may carry NUL (RFC 9051 4.3, RFC 3516 4.2): in
+  // BODY[] of binary content it becomes 0x80, keeping the size.
+  if (has_nul && !binary) std::replace(out.begin() + static_cast<std::ptrdiff_t>(at), out.end(), '\0', '\x80');
 }
 
 }  // namespace
@@ -234,7 +238,8 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
   if (items.empty()) return bad("no FETCH items");
   if (std::any_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
     enable_condstore(out);
-  if (uid && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::uid; }))
+  // UIDFETCH (UIDONLY) carries the UID already: only an asked-for UID item goes in.
+  if (uid && !uidonly_ && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::uid; }))
     items.insert(items.begin(), Item(Item::uid));
   if (has_changed_since && std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
     items.push_back(Item(Item::modseq));
@@ -322,7 +327,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     }
     if (need_meta && !metas[k]) metas[k] = mime::parse(raw);  // summary missing: parse now
     const mime::Summary* sum = metas[k] ? &*metas[k] : nullptr;
-    std::string line = "* " + std::to_string(idx[k] + 1) + " FETCH (";
+    std::string line = fetch_head(idx[k]);
     bool first = true;
     bool flags_done = false;
     auto sep = [&] {

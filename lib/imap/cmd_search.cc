@@ -327,6 +327,12 @@ bool uses_modseq(const Key& k) {
   return std::any_of(k.kids.begin(), k.kids.end(), [](const auto& kid) { return uses_modseq(*kid); });
 }
 
+// A bare sequence-set key ('$' is SEARCHRES's saved UIDs, not numbers).
+bool uses_sequence_numbers(const Key& k) {
+  if (k.name == "SEQ" && !k.set.saved) return true;
+  return std::any_of(k.kids.begin(), k.kids.end(), [](const auto& kid) { return uses_sequence_numbers(*kid); });
+}
+
 }  // namespace
 
 std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
@@ -335,6 +341,10 @@ std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
   if (!parse_keys(p, root.kids, 0, false)) return std::nullopt;
   if (!p.at_end()) {
     p.fail("trailing characters");
+    return std::nullopt;
+  }
+  if (uidonly_ && uses_sequence_numbers(root)) {
+    p.fail("[UIDREQUIRED] message sequence numbers are off (UIDONLY): use UID <set>");
     return std::nullopt;
   }
   SearchHits r;

@@ -78,7 +78,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, boo
     if (std::binary_search(modified.begin(), modified.end(), sel_->msgs[i].uid)) continue;
     if (silent && !(condstore_ && touched[i])) continue;
     if (silent) {
-      out += "* " + std::to_string(i + 1) + " FETCH (" + (uid ? "UID " + std::to_string(sel_->msgs[i].uid) + " " : "") +
+      out += fetch_head(i) + (uid && !uidonly_ ? "UID " + std::to_string(sel_->msgs[i].uid) + " " : "") +
              "MODSEQ (" + std::to_string(sel_->msgs[i].modseq) + "))\r\n";
       continue;
     }
@@ -268,9 +268,8 @@ void Session::cmd_append(const std::string& tag, Parser& p, std::string& out) {
          "] APPEND completed\r\n";
 }
 
-// REPLACE (RFC 8508): APPEND the new message, then expunge the old one. Two
-// store transactions in that order: a failed append leaves the original, and a
-// crash in between leaves both, never neither.
+// REPLACE (RFC 8508): the new message stored and the old one expunged in one
+// store transaction (message_replace): a failure or a crash leaves exactly one.
 void Session::cmd_replace(const std::string& tag, Parser& p, std::string& out, bool uid) {
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
   std::optional<uint32_t> n;
@@ -299,22 +298,18 @@ void Session::cmd_replace(const std::string& tag, Parser& p, std::string& out, b
   auto mb = append_mailbox(*env_.store, account_.id, mailbox_from_imap(*name), tag, out);
   if (!mb) return;
   req.targets[0].mailbox = mb->id;
-  auto r = env_.store->deliver(req);
-  if (r && (r->results.empty() || r->results[0].code != Code::ok))
-    r = r->results.empty() ? Status(Code::internal, "no delivery result")
-                           : Status(r->results[0].code, r->results[0].message);
+  store::ReplaceReq replace;
+  replace.mailbox = sel_->info.id;
+  replace.uid = old_uid;
+  replace.message = std::move(req);
+  auto r = env_.store->message_replace(replace);
   if (!r) {
     out += tag + " " + no_for(r.status()) + "\r\n";
     return;
   }
-  out += "* OK [APPENDUID " + std::to_string(r->results[0].uidvalidity) + " " + std::to_string(r->results[0].uid) +
+  out += "* OK [APPENDUID " + std::to_string(r->appended.uidvalidity) + " " + std::to_string(r->appended.uid) +
          "] replacement message stored\r\n";
-  auto e = env_.store->expunge({sel_->info.id, {old_uid}});
   sync(out, true);
-  if (!e) {
-    out += tag + " " + no_for(e.status()) + "\r\n";
-    return;
-  }
   out += tag + " OK REPLACE completed\r\n";
 }
 

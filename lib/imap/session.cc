@@ -80,7 +80,7 @@ std::string Session::capabilities() const {
   c += " LITERAL+ ENABLE UTF8=ACCEPT ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND REPLACE CHILDREN LIST-EXTENDED LIST-STATUS"
        " SPECIAL-USE ESEARCH SEARCHRES SORT ESORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
        " CONDSTORE QRESYNC BINARY STATUS=SIZE PREVIEW OBJECTID UNAUTHENTICATE"
-       " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=" +
+       " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UIDONLY APPENDLIMIT=" +
        std::to_string(env_.config->max_literal);
   // COMPRESS is a command of the authenticated states, once per connection.
   if (state_ != State::not_authenticated && !compressed_) c += " COMPRESS=DEFLATE";
@@ -119,6 +119,11 @@ void Session::handle(std::string_view command, std::string& out) {
       out += *tag + " BAD unknown UID command\r\n";
       return;
     }
+  } else if (uidonly_ && (cmd == "FETCH" || cmd == "SEARCH" || cmd == "STORE" || cmd == "COPY" || cmd == "MOVE" ||
+                          cmd == "SORT" || cmd == "THREAD" || cmd == "REPLACE")) {
+    // RFC 9586 3: these take (or answer with) sequence numbers; UID ones do not.
+    out += *tag + " BAD [UIDREQUIRED] use UID " + cmd + ": message sequence numbers are off (UIDONLY)\r\n";
+    return;
   }
   dispatch(*tag, cmd, p, out, uid);
 }
@@ -214,10 +219,15 @@ std::string Session::flags_string(const store::MessageEntry& m) const {
   return f;
 }
 
+std::string Session::fetch_head(size_t index) const {
+  if (uidonly_) return "* " + std::to_string(sel_->msgs[index].uid) + " UIDFETCH (";
+  return "* " + std::to_string(index + 1) + " FETCH (";
+}
+
 void Session::fetch_flags_line(std::string& out, size_t index, bool with_uid) const {
   const auto& m = sel_->msgs[index];
-  out += "* " + std::to_string(index + 1) + " FETCH (";
-  if (with_uid) out += "UID " + std::to_string(m.uid) + " ";
+  out += fetch_head(index);
+  if (with_uid && !uidonly_) out += "UID " + std::to_string(m.uid) + " ";
   out += "FLAGS " + flags_string(m);
   if (condstore_) out += " MODSEQ (" + std::to_string(m.modseq) + ")";
   out += ")\r\n";
@@ -290,14 +300,14 @@ void Session::sync(std::string& out, bool allow_expunge) {
     size_t removed = 0;
     for (size_t i = 0; i < msgs.size(); ++i) {
       if (std::binary_search(pending.begin(), pending.end(), msgs[i].uid)) {
-        if (!qresync_) out += "* " + std::to_string(i + 1 - removed) + " EXPUNGE\r\n";
+        if (!qresync_ && !uidonly_) out += "* " + std::to_string(i + 1 - removed) + " EXPUNGE\r\n";
         sel_->recent.erase(msgs[i].uid);
         ++removed;
       } else {
         kept.push_back(std::move(msgs[i]));
       }
     }
-    if (qresync_) out += "* VANISHED " + uid_set_string(pending) + "\r\n";
+    if (qresync_ || uidonly_) out += "* VANISHED " + uid_set_string(pending) + "\r\n";
     pending.clear();
     msgs = std::move(kept);
   }
@@ -390,6 +400,9 @@ void Session::cmd_enable(const std::string& tag, Parser& p, std::string& out) {
     } else if (u == "UTF8=ACCEPT" && !utf8_) {
       utf8_ = true;
       enabled += " UTF8=ACCEPT";
+    } else if (u == "UIDONLY" && !uidonly_) {
+      uidonly_ = true;
+      enabled += " UIDONLY";
     }
   } while (p.space());
   out += "* ENABLED" + enabled + "\r\n" + tag + " OK ENABLE completed\r\n";
@@ -404,7 +417,7 @@ void Session::cmd_unauthenticate(const std::string& tag, Parser& p, std::string&
   subscription_.reset();
   sel_.reset();
   account_ = {};
-  rev2_ = condstore_ = qresync_ = utf8_ = false;
+  rev2_ = condstore_ = qresync_ = utf8_ = uidonly_ = false;
   state_ = State::not_authenticated;
   out += tag + " OK UNAUTHENTICATE completed\r\n";
 }

@@ -203,6 +203,9 @@ class Session {
   // Message indexes (0-based) a set names; `uid` says whether it holds UIDs.
   std::vector<size_t> resolve(const SeqSet& set, bool uid) const;
   std::string flags_string(const store::MessageEntry& m) const;
+  // The start of a FETCH response: "* N FETCH (", or "* UID UIDFETCH (" after
+  // ENABLE UIDONLY (RFC 9586), where no response carries a sequence number.
+  std::string fetch_head(size_t index) const;
   void fetch_flags_line(std::string& out, size_t index, bool with_uid) const;
 
   SessionEnv env_;
@@ -213,6 +216,7 @@ class Session {
   bool condstore_ = false;
   bool qresync_ = false;
   bool utf8_ = false;
+  bool uidonly_ = false;  // RFC 9586: UIDs only, in commands and responses
   bool idling_ = false;
   std::string idle_tag_;
   bool starttls_pending_ = false;
