@@ -19,25 +19,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   // The configured listener addresses, for when none are inherited or given.
-  auto config = mail::load_config(options.config_path.empty() ? mail::default_config_path() : options.config_path);
-  if (!config) {
-    mail::log::init("mail-imapd");
-    mail::log::error("{}", config.status().message());
-    return mail::exit_code(config.code());
-  }
+  auto config = mail::service::load_daemon_config("mail-imapd", options);
+  if (!config) return mail::service::exit_on(config.status());
   auto context = mail::service::prepare(
       "mail-imapd", options, {{"imap", config->imap.listen}, {"imaps", config->imap.listen_tls}});
-  if (!context) {
-    mail::log::error("{}", context.status().message());
-    return mail::exit_code(context.code());
-  }
+  if (!context) return mail::service::exit_on(context.status());
   const mail::Config& cfg = context->config;
 
   auto resources = mail::service::open_resources(*context);
-  if (!resources) {
-    mail::log::error("{}", resources.status().message());
-    return mail::exit_code(resources.code());
-  }
+  if (!resources) return mail::service::exit_on(resources.status());
   mail::spam::configure_learning(cfg.spam);  // moving mail into/out of Junk trains as [spam] says
   mail::imap::Server server(*resources->store, cfg.imap, resources->tls);
   return mail::service::serve(*context, [&](int fd, const mail::service::Listener& listener) {

@@ -21,48 +21,31 @@ int main(int argc, char** argv) {
   mail::add_completion_option(app);
   CLI11_PARSE(app, argc, argv);
 
-  auto config = mail::load_config(options.config_path.empty() ? mail::default_config_path() : options.config_path);
-  if (!config) {
-    mail::log::init("mail-queued");
-    mail::log::error("{}", config.status().message());
-    return mail::exit_code(config.code());
-  }
+  auto config = mail::service::load_daemon_config("mail-queued", options);
+  if (!config) return mail::service::exit_on(config.status());
   // Read while still root: the file may be readable by root only.
   mail::queue::RunnerSetup setup;
   if (const std::string& file = config->queue.smarthost_password_file; !file.empty()) {
     std::ifstream in(file);
     if (!in) {
       mail::log::init("mail-queued");
-      mail::log::error("cannot read queue.smarthost_password_file {}", file);
-      return mail::exit_code(mail::Code::config);
+      return mail::service::exit_on(mail::error(mail::Code::config, "cannot read queue.smarthost_password_file " + file));
     }
     std::getline(in, setup.smarthost_password);
     if (!setup.smarthost_password.empty() && setup.smarthost_password.back() == '\r') setup.smarthost_password.pop_back();
   }
   auto context = mail::service::prepare("mail-queued", options, {});
-  if (!context) {
-    mail::log::error("{}", context.status().message());
-    return mail::exit_code(context.code());
-  }
+  if (!context) return mail::service::exit_on(context.status());
   auto resources = mail::service::open_resources(*context);
-  if (!resources) {
-    mail::log::error("{}", resources.status().message());
-    return mail::exit_code(resources.code());
-  }
+  if (!resources) return mail::service::exit_on(resources.status());
   const mail::QueueConfig& qc = context->config.queue;
   auto resolver = qc.resolver.empty() ? mail::auth::make_system_resolver()
                                       : mail::auth::make_forwarding_resolver(qc.resolver);
-  if (!resolver) {
-    mail::log::error("{}", resolver.status().message());
-    return mail::exit_code(resolver.code());
-  }
+  if (!resolver) return mail::service::exit_on(resolver.status());
   setup.config = qc;
   setup.hostname = resources->hostname;
   auto runner = mail::queue::Runner::create(*resources->store, **resolver, std::move(setup));
-  if (!runner) {
-    mail::log::error("{}", runner.status().message());
-    return mail::exit_code(runner.code());
-  }
+  if (!runner) return mail::service::exit_on(runner.status());
   if (once) {
     (*runner)->run_once();
     return 0;

@@ -25,38 +25,25 @@ int main(int argc, char** argv) {
   mail::add_completion_option(app);
   CLI11_PARSE(app, argc, argv);
 
-  auto config = mail::load_config(options.config_path.empty() ? mail::default_config_path() : options.config_path);
-  if (!config) {
-    mail::log::init("mail-smtpd");
-    mail::log::error("{}", config.status().message());
-    return mail::exit_code(config.code());
-  }
+  auto config = mail::service::load_daemon_config("mail-smtpd", options);
+  if (!config) return mail::service::exit_on(config.status());
   const mail::SmtpConfig& smtp = config->smtp;
   auto context = mail::service::prepare("mail-smtpd", options,
                                         {{"mx", smtp.listen_mx},
                                          {"submission", smtp.listen_submission},
                                          {"submissions", smtp.listen_submissions},
                                          {"lmtp", smtp.listen_lmtp}});
-  if (!context) {
-    mail::log::error("{}", context.status().message());
-    return mail::exit_code(context.code());
-  }
+  if (!context) return mail::service::exit_on(context.status());
   const mail::Config& cfg = context->config;
   auto resources = mail::service::open_resources(*context);
-  if (!resources) {
-    mail::log::error("{}", resources.status().message());
-    return mail::exit_code(resources.code());
-  }
+  if (!resources) return mail::service::exit_on(resources.status());
   mail::smtp::Server server(*resources->store, cfg.smtp, resources->hostname, resources->tls);
   server.set_pregreet_ms(pregreet_ms);
   auto inbound_auth = mail::smtp::make_inbound_auth(cfg, resources->hostname, *resources->store);
-  if (!inbound_auth) {
-    mail::log::error("{}", inbound_auth.status().message());
-    return mail::exit_code(inbound_auth.code());
-  }
+  if (!inbound_auth) return mail::service::exit_on(inbound_auth.status());
   if (inbound_auth->filter) server.add_filter(inbound_auth->filter.get());
   auto spam_filter = mail::smtp::SpamFilter::make(cfg, *resources->store, resources->hostname);
-  if (!spam_filter) return mail::log::error("{}", spam_filter.status().message()), mail::exit_code(spam_filter.code());
+  if (!spam_filter) return mail::service::exit_on(spam_filter.status());
   if (*spam_filter) server.add_filter(spam_filter->get());
   mail::smtp::DkimSignFilter dkim_sign(*resources->store);
   server.add_filter(&dkim_sign);

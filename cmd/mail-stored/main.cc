@@ -37,13 +37,6 @@ std::string holder_pid(const std::string& message) {
   return pid.empty() ? "?" : pid;
 }
 
-mail::log::Level level_of(const std::string& name) {
-  if (name == "debug") return mail::log::Level::debug;
-  if (name == "warn") return mail::log::Level::warn;
-  if (name == "error") return mail::log::Level::error;
-  return mail::log::Level::info;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,7 +55,7 @@ int main(int argc, char** argv) {
   auto config = mail::load_config(!config_file.empty() ? config_file : mail::default_config_path());
   if (!config.is_ok()) return fail(config.status());
   if (!data_dir.empty()) config->general.data_dir = data_dir;
-  mail::log::init("mail-stored", level_of(config->general.log_level), config->general.syslog);
+  mail::log::init("mail-stored", mail::service::parse_log_level(config->general.log_level), config->general.syslog);
   if (socket_path.empty()) socket_path = config->store_socket();
 
   // Signals are taken by sigwait below; blocked before any thread starts so

@@ -44,13 +44,6 @@ void on_signal(int sig) {
   errno = saved;
 }
 
-log::Level parse_level(const std::string& s) {
-  if (s == "debug") return log::Level::debug;
-  if (s == "warn") return log::Level::warn;
-  if (s == "error") return log::Level::error;
-  return log::Level::info;
-}
-
 // Reads pending signal bytes: true if a stop was asked for.
 bool drain_signals(const std::function<void()>& on_reload) {
   bool stop = false;
@@ -113,14 +106,39 @@ Status drop_privileges(const std::string& user, const std::string& data_dir) {
   return Status::ok();
 }
 
+namespace {
+
+std::string config_path(const CommonOptions& options) {
+  return options.config_path.empty() ? default_config_path() : options.config_path;
+}
+
+}  // namespace
+
+Result<Config> load_daemon_config(const std::string& program, const CommonOptions& options) {
+  auto config = load_config(config_path(options));
+  if (!config) log::init(program);
+  return config;
+}
+
+log::Level parse_log_level(const std::string& name) {
+  if (name == "debug") return log::Level::debug;
+  if (name == "warn") return log::Level::warn;
+  if (name == "error") return log::Level::error;
+  return log::Level::info;
+}
+
+int exit_on(const Status& status) {
+  log::error("{}", status.message());
+  return exit_code(status.code());
+}
+
 Result<Context> prepare(std::string program, const CommonOptions& options, const std::vector<ListenerSpec>& specs) {
   Context ctx;
   ctx.program = program;
-  std::string path = options.config_path.empty() ? default_config_path() : options.config_path;
-  MAIL_ASSIGN_OR_RETURN(ctx.config, load_config(path));
+  MAIL_ASSIGN_OR_RETURN(ctx.config, load_config(config_path(options)));
   if (!options.data_dir.empty()) ctx.config.general.data_dir = options.data_dir;
   std::string level = options.log_level.empty() ? ctx.config.general.log_level : options.log_level;
-  log::init(program, parse_level(level), ctx.config.general.syslog);
+  log::init(program, parse_log_level(level), ctx.config.general.syslog);
   install_signal_handlers();
 
   // Inherited sockets win: the supervisor or systemd chose them.

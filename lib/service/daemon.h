@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.h"
 #include "config/config.h"
 #include "service/listen.h"
 #include "service/tls.h"
@@ -46,6 +47,18 @@ struct ListenerSpec {
 // the specs' configured addresses), then drops root privileges to
 // general.user (default "mail"). Errors are config/io/denied Statuses.
 Result<Context> prepare(std::string program, const CommonOptions& options, const std::vector<ListenerSpec>& specs);
+
+// The configuration --config (or the default path) names, for what a daemon
+// must read before prepare(). On error logging is started as `program`, so
+// main() can report it with exit_on().
+Result<Config> load_daemon_config(const std::string& program, const CommonOptions& options);
+
+// general.log_level's names ("debug", "info", "warn", "error"); others: info.
+log::Level parse_log_level(const std::string& name);
+
+// For a daemon's main(): logs why it cannot go on and returns the exit code
+// (sysexits) that `status` maps to.
+int exit_on(const Status& status);
 
 // The user daemons run as when started as root: general.user, default "mail".
 std::string service_user(const Config& config);
