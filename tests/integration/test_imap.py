@@ -383,29 +383,66 @@ def test_starttls_and_implicit_tls(datadir_for_daemons, tmp_path, daemons, run):
     assert s.imapd.alive(), s.imapd.log_text()
 
 
+def uid_set(text):
+    """The UIDs of a sequence set such as 1:3,7."""
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
 def test_concurrent_clients_agree(stack):
-    """Several clients append, flag and expunge on one INBOX at once while
-    another IDLEs; afterwards every client's view (sequence numbers, UIDs,
-    flags) is the same, and the IDLE stream's EXISTS/EXPUNGE kept count."""
+    """Six clients append, flag, expunge and move on one INBOX at once while
+    two others IDLE (one classic, one UIDONLY); afterwards every client's view
+    (sequence numbers, UIDs, flags) is the store's, and both IDLE streams'
+    EXISTS/EXPUNGE/VANISHED kept count."""
     import random
     import re
     import threading
 
-    idler = stack.raw()
-    assert idler.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
-    lines = idler.command("b", "SELECT INBOX")
-    count = next(int(l.split()[1]) for l in lines if l.endswith(" EXISTS"))
-    idler.send("c IDLE\r\n")
-    assert idler.line().startswith("+ ")
+    def idle_client(*enable):
+        c = stack.raw()
+        assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+        if enable:
+            assert c.command("e", "ENABLE " + " ".join(enable))[-1].startswith("e OK")
+        lines = c.command("b", "SELECT INBOX")
+        c.count = next(int(l.split()[1]) for l in lines if l.endswith(" EXISTS"))
+        c.send("c IDLE\r\n")
+        assert c.line().startswith("+ ")
+        return c
 
+    def follow(c, line):
+        """Keeps c.count by the IDLE stream's EXISTS, EXPUNGE and VANISHED."""
+        if line.endswith(" EXPUNGE"):
+            n = int(line.split()[1])
+            assert 1 <= n <= c.count, (line, c.count)
+            c.count -= 1
+        elif line.startswith("* VANISHED "):
+            gone = uid_set(line.split()[2])
+            assert len(gone) <= c.count, (line, c.count)
+            c.count -= len(gone)
+        elif line.endswith(" EXISTS"):
+            n = int(line.split()[1])
+            assert n >= c.count, (line, c.count)
+            c.count = n
+        else:
+            assert (" FETCH (" in line or " UIDFETCH (" in line or line.endswith(" RECENT")
+                    or line.startswith("* OK")), line
+
+    idler = idle_client()
+    uidonly = idle_client("IMAP4rev2", "UIDONLY")
+    idlers = (idler, uidonly)
     errors = []
+    workers = {}
 
     def worker(seed):
         rnd = random.Random(seed)
         try:
             m = stack.connect()
+            workers[seed] = m
             ok(m.select("INBOX"))
-            for i in range(20):
+            for i in range(25):
                 op = rnd.random()
                 if op < 0.4:
                     ok(m.append("INBOX", None, None, MESSAGE.replace(b"lunch", b"w%d-%d" % (seed, i))))
@@ -416,42 +453,35 @@ def test_concurrent_clients_agree(stack):
                 if op < 0.7:
                     flag = rnd.choice(["\\Seen", "\\Flagged", "\\Answered", "$Work"])
                     ok(m.uid("STORE", uid, rnd.choice(["+FLAGS", "-FLAGS"]), f"({flag})"))
-                elif op < 0.85:
+                elif op < 0.8:
                     ok(m.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)"))
                     ok(m.uid("EXPUNGE", uid))
+                elif op < 0.87:
+                    ok(m.uid("MOVE", uid, "Archive"))  # a moved message is expunged here
                 else:
                     ok(m.noop())
             ok(m.noop())
-            m.logout()
         except Exception as e:  # reported by the main thread
             errors.append(f"worker {seed}: {e!r}")
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()
-    # Follow the IDLE stream meanwhile.
+    # Follow both IDLE streams meanwhile.
     while any(t.is_alive() for t in threads):
-        try:
-            line = idler.line(timeout=0.2)
-        except socket.timeout:
-            continue
-        if line.endswith(" EXPUNGE"):
-            n = int(line.split()[1])
-            assert 1 <= n <= count, (line, count)
-            count -= 1
-        elif line.endswith(" EXISTS"):
-            n = int(line.split()[1])
-            assert n >= count, (line, count)
-            count = n
+        for c in idlers:
+            try:
+                follow(c, c.line(timeout=0.1))
+            except socket.timeout:
+                pass
     for t in threads:
         t.join()
     assert not errors, errors
-    idler.send("DONE\r\n")
-    for line in idler.until("c"):
-        if line.endswith(" EXPUNGE"):
-            count -= 1
-        elif line.endswith(" EXISTS"):
-            count = int(line.split()[1])
+    for c in idlers:
+        c.send("DONE\r\n")
+        for line in c.until("c"):
+            if line.startswith("* "):
+                follow(c, line)
 
     def view_of_raw(client, tag):
         rows = []
@@ -463,8 +493,17 @@ def test_concurrent_clients_agree(stack):
                 rows.append((int(mo.group(1)), int(mo.group(2)), tuple(sorted(flags))))
         return rows
 
+    def uid_view_of_raw(client, tag):
+        rows = []
+        for line in client.command(tag, "UID FETCH 1:* (FLAGS)"):
+            mo = re.match(r"\* (\d+) UIDFETCH \(FLAGS \(([^)]*)\)\)", line)
+            if mo:
+                rows.append((int(mo.group(1)), tuple(sorted(mo.group(2).split()))))
+        return rows
+
     def view_of(m):
         ok(m.noop())
+        m.untagged_responses.pop("FETCH", None)  # imaplib keeps earlier flag updates
         rows = []
         for item in ok(m.fetch("1:*", "(UID FLAGS)")):
             mo = re.match(rb"(\d+) \(UID (\d+) FLAGS \(([^)]*)\)\)", item)
@@ -472,17 +511,23 @@ def test_concurrent_clients_agree(stack):
             rows.append((int(mo.group(1)), int(mo.group(2)), tuple(sorted(flags))))
         return rows
 
-    idler.command("d", "NOOP")
-    seen_by_idler = view_of_raw(idler, "e")
+    for c in idlers:
+        c.command("d", "NOOP")
     fresh = stack.connect()
     ok(fresh.select("INBOX"))
     truth = view_of(fresh)
     assert [r[0] for r in truth] == list(range(1, len(truth) + 1))
     assert [r[1] for r in truth] == sorted(r[1] for r in truth)
-    assert count == len(truth)
-    assert seen_by_idler == truth
+    for c in idlers:
+        assert c.count == len(truth)
+    assert view_of_raw(idler, "e") == truth
+    assert uid_view_of_raw(uidonly, "e") == [(uid, flags) for _, uid, flags in truth]
+    for seed, m in sorted(workers.items()):
+        assert view_of(m) == truth, f"worker {seed}"
+        m.logout()
     fresh.logout()
-    idler.close()
+    for c in idlers:
+        c.close()
 
 
 def test_fetch_star_on_empty_mailbox_and_tilde_atoms(stack):
