@@ -103,11 +103,48 @@ DmarcSendEnv& send_env() {
   return env;
 }
 
-Result<std::string> submit_report(Store& s, const std::string& from, const std::string& to,
-                                  const std::string& message) {
+namespace {
+
+// The value of a ReportDelivery record.
+struct DeliveryRecord {
+  std::vector<std::string> sent;
+  MAIL_FIELDS(sent)
+};
+
+// No domain name has a ':', so no report data key starts this way.
+constexpr std::string_view kDeliveryPrefix = "sent:";
+
+}  // namespace
+
+bool is_delivery_record(std::string_view key) { return key.substr(0, kDeliveryPrefix.size()) == kDeliveryPrefix; }
+
+std::string_view delivery_record_day(std::string_view key) {
+  size_t slash = key.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : key.substr(slash + 1);
+}
+
+Result<ReportDelivery> ReportDelivery::load(Store& s, std::string_view ns, std::string_view domain,
+                                            std::string_view day) {
+  ReportDelivery d;
+  d.ns_ = std::string(ns);
+  d.key_ = std::string(kDeliveryPrefix) + std::string(domain) + "/" + std::string(day);
+  MAIL_ASSIGN_OR_RETURN(auto v, s.data_get(store::DataKey{0, d.ns_, d.key_}));
+  DeliveryRecord rec;
+  if (v.found && !decode(v.value, rec))
+    return error(Code::corrupt, "the delivery record " + d.key_ + " of namespace " + d.ns_ + " is damaged");
+  d.sent_ = std::move(rec.sent);
+  return d;
+}
+
+Result<std::string> ReportDelivery::submit(Store& s, const std::string& from, const std::string& to,
+                                           const std::string& message) {
+  if (std::find(sent_.begin(), sent_.end(), to) != sent_.end()) return std::string("sent before");
   Status submitted = send_env().submit(s, from, to, message);
   if (submitted.code() == Code::not_found) return std::string("no such user");  // a local address that does not exist
   MAIL_TRY(submitted);
+  // Recorded at once: a later failure in this run must not send it twice.
+  sent_.push_back(to);
+  MAIL_TRY(s.data_put(store::DataPutReq{store::DataKey{0, ns_, key_}, encode(DeliveryRecord{sent_})}).status());
   return std::string("sent");
 }
 
@@ -211,7 +248,7 @@ Result<Output> dmarc_report(Store& s, const Args& args) {
   std::map<std::string, std::vector<auth::DmarcReportRow>> by_domain;
   for (const auto& item : resp.items) {
     auth::DmarcReportRow row;
-    if (!decode(item.value, row)) continue;
+    if (is_delivery_record(item.key) || !decode(item.value, row)) continue;
     if (auth::utc_day(row.time) != day) continue;
     by_domain[row.policy_domain].push_back(std::move(row));
   }
@@ -248,6 +285,10 @@ Result<Output> dmarc_report(Store& s, const Args& args) {
 
 void set_dmarc_send_env(DmarcSendEnv env) { send_env() = std::move(env); }
 
+bool ReportRun::expired(std::string_view day) const {
+  return keep_days && day < auth::utc_day(now - static_cast<int64_t>(keep_days) * 86400);
+}
+
 Result<ReportRun> report_run(const Args& args, std::string_view command) {
   const DmarcSendEnv& env = send_env();
   if (!env.submit || !env.make_resolver)
@@ -280,11 +321,16 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
     std::vector<auth::DmarcReportRow> rows;
   };
   std::map<std::pair<std::string, std::string>, Group> groups;  // (policy domain, day)
-  std::vector<std::string> old_keys;                              // beyond --keep-days
+  std::set<std::string> done_keys;                                // reported, or beyond --keep-days
+  std::set<std::string> done_records;                             // deleted after the rows
   for (const auto& item : resp.items) {
+    if (is_delivery_record(item.key)) {
+      if (run.expired(delivery_record_day(item.key))) done_records.insert(item.key);
+      continue;
+    }
     auth::DmarcReportRow row;
     if (!decode(item.value, row)) continue;
-    if (run.keep_days && row.time < run.now - static_cast<int64_t>(run.keep_days) * 86400) old_keys.push_back(item.key);
+    if (run.keep_days && row.time < run.now - static_cast<int64_t>(run.keep_days) * 86400) done_keys.insert(item.key);
     std::string day = auth::utc_day(row.time);
     if (!run.reports_on(day)) continue;
     auto& g = groups[{row.policy_domain, day}];
@@ -294,7 +340,6 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
 
   std::unique_ptr<auth::Resolver> dns;
   std::map<std::pair<std::string, std::string>, Result<bool>> authorized;  // (policy, rua domain)
-  std::set<std::string> sent_keys;
   Output out{{"domain", "date", "messages", "records", "to", "result"}, {}, {}};
   json reports = json::array();
   for (const auto& entry : groups) {
@@ -303,7 +348,7 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
     const Group& g = entry.second;
     auto meta = day_meta(run.org, run.email, policy_domain, day, *day_start(day));
     MAIL_ASSIGN_OR_RETURN(auto report, auth::make_dmarc_report(meta, policy_domain, g.rows));
-    bool sent = false;
+    MAIL_ASSIGN_OR_RETURN(auto delivery, ReportDelivery::load(s, auth::kDmarcNamespace, policy_domain, day));
     auto note = [&](const std::string& to, const std::string& result) {
       out.rows.push_back({policy_domain, day, std::to_string(g.rows.size()), std::to_string(report.records), to, result});
       reports.push_back({{"domain", policy_domain}, {"date", day}, {"messages", g.rows.size()},
@@ -329,6 +374,7 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
       }
       if (!known->second) {
         note(dest->address, "deferred (DNS)");
+        delivery.defer();
         continue;
       }
       if (!*known->second) {
@@ -340,16 +386,19 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
         note(dest->address, "too big");
         continue;
       }
-      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, run.email, dest->address, message));
+      MAIL_ASSIGN_OR_RETURN(std::string result, delivery.submit(s, run.email, dest->address, message));
       note(dest->address, result);
-      sent = sent || result == "sent";
     }
-    if (sent) sent_keys.insert(g.keys.begin(), g.keys.end());
+    if (delivery.done()) {
+      done_keys.insert(g.keys.begin(), g.keys.end());
+      done_records.insert(delivery.record_key());
+    }
   }
 
   // Reported rows go; so do rows older than --keep-days (reported or not).
-  sent_keys.insert(old_keys.begin(), old_keys.end());
-  MAIL_ASSIGN_OR_RETURN(size_t pruned, delete_data(s, auth::kDmarcNamespace, sent_keys));
+  // Records last: rows still there after a failed delete are not sent twice.
+  MAIL_ASSIGN_OR_RETURN(size_t pruned, delete_data(s, auth::kDmarcNamespace, done_keys));
+  MAIL_TRY(delete_data(s, auth::kDmarcNamespace, done_records).status());
   out.json = dump({{"reports", reports}, {"rows_deleted", pruned}});
   return out;
 }

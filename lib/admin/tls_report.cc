@@ -103,23 +103,26 @@ Result<std::vector<std::string>> parse_tlsrpt_record(std::string_view txt) {
 Result<Output> tls_report_send(store::Store& s, const Args& args) {
   MAIL_ASSIGN_OR_RETURN(const ReportRun run, report_run(args, "tls-report send"));
   const DmarcSendEnv& env = send_env();
-  const std::string oldest =
-      run.keep_days ? auth::utc_day(run.now - static_cast<int64_t>(run.keep_days) * 86400) : "";
 
   store::DataScanReq req;
   req.account = 0;
   req.ns = std::string(kTlsRptNamespace);
   MAIL_ASSIGN_OR_RETURN(auto resp, s.data_scan(req));
   std::unique_ptr<auth::Resolver> dns;
-  std::set<std::string> done_keys;  // sent, or older than --keep-days
+  std::set<std::string> done_keys;     // sent, or older than --keep-days
+  std::set<std::string> done_records;  // deleted after the rows
   Output out{{"domain", "date", "successful", "failed", "to", "result"}, {}, {}};
   json reports = json::array();
   for (const auto& item : resp.items) {
+    if (is_delivery_record(item.key)) {
+      if (run.expired(delivery_record_day(item.key))) done_records.insert(item.key);
+      continue;
+    }
     size_t slash = item.key.rfind('/');
     TlsRptCounts counts;
     if (slash == std::string::npos || !decode(item.value, counts)) continue;
     const std::string domain = item.key.substr(0, slash), day = item.key.substr(slash + 1);
-    if (!oldest.empty() && day < oldest) done_keys.insert(item.key);
+    if (run.expired(day)) done_keys.insert(item.key);
     if (!run.reports_on(day)) continue;
     auto begin = day_start(day);
     if (!begin) continue;
@@ -146,7 +149,7 @@ Result<Output> tls_report_send(store::Store& s, const Args& args) {
     }
     TlsReportMeta meta{run.org, run.email, day + "." + domain + "@" + run.org, *begin, *begin + 86399};
     MAIL_ASSIGN_OR_RETURN(std::string gz, auth::gzip(tls_report_json(meta, domain, counts)));
-    bool sent = false;
+    MAIL_ASSIGN_OR_RETURN(auto delivery, ReportDelivery::load(s, kTlsRptNamespace, domain, day));
     for (const auto& uri : rua) {
       auto dest = auth::parse_rua(uri);  // mailto: (https: reports are not posted)
       if (!dest) {
@@ -154,13 +157,16 @@ Result<Output> tls_report_send(store::Store& s, const Args& args) {
         continue;
       }
       std::string message = tls_report_message(meta, domain, gz, dest->address, run.now);
-      MAIL_ASSIGN_OR_RETURN(std::string result, submit_report(s, run.email, dest->address, message));
+      MAIL_ASSIGN_OR_RETURN(std::string result, delivery.submit(s, run.email, dest->address, message));
       note(dest->address, result);
-      sent = sent || result == "sent";
     }
-    if (sent) done_keys.insert(item.key);
+    if (delivery.done()) {
+      done_keys.insert(item.key);
+      done_records.insert(delivery.record_key());
+    }
   }
   MAIL_ASSIGN_OR_RETURN(size_t pruned, delete_data(s, kTlsRptNamespace, done_keys));
+  MAIL_TRY(delete_data(s, kTlsRptNamespace, done_records).status());
   out.json = json({{"reports", reports}, {"rows_deleted", pruned}}).dump(2, ' ', false, json::error_handler_t::replace);
   return out;
 }

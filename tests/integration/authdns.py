@@ -1,6 +1,6 @@
 """A DNS server on 127.0.0.1 for the mail authentication tests (Debian python3-dnslib):
 TXT records (SPF, DKIM keys, DMARC policies) and A records from a dict, NXDOMAIN
-for names it does not know. UDP and TCP, on a free port, in threads."""
+for names it does not know, SERVFAIL or a late answer for names marked so. UDP and TCP, on a free port, in threads."""
 import socket
 import time
 
@@ -23,6 +23,9 @@ class ZoneResolver(BaseResolver):
         name = str(request.q.qname).rstrip(".").lower()
         if (name, "SLOW") in self.records:  # a server that does not answer in time
             time.sleep(self.records[(name, "SLOW")])
+        if (name, "SERVFAIL") in self.records:  # a server failing for now
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
         qtype = QTYPE[request.q.qtype]
         values = self.records.get((name, qtype))
         if values:

@@ -132,10 +132,11 @@ def auth_results(msg):
 def stack(tmp_path, daemons, daemon_datadir):
     smtpd, imapd = binary("mail-smtpd"), binary("mail-imapd")
     binary("mailctl")
-    dns = LocalDns(RECORDS)
+    dns = LocalDns(dict(RECORDS))  # a copy: a test may change its records
     datadir = daemon_datadir
     s = Stack()
     s.datadir = datadir
+    s.dns = dns
     config = os.path.join(datadir, "mail.toml")
     with open(config, "w") as f:
         f.write(f'[general]\nhostname = "{AUTHSERV}"\n\n'
@@ -345,6 +346,40 @@ def test_dmarc_send(stack):
         r = subprocess.run([binary("mailctl"), "--data-dir", stack.datadir, "dmarc", "send", *bad],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert r.returncode == 65 and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
+
+
+def test_dmarc_send_deferred_destination(stack):
+    """A report that one rua destination took while another's authorization
+    lookup (RFC 7489 7.1) failed for now keeps its rows; later runs send it to
+    the deferred one only, and the rows go once it has it."""
+    import datetime
+    import json
+    records = stack.dns.records
+    records[("_dmarc.split.example", "TXT")] = ["v=DMARC1; p=none; rua=mailto:ann@example.com,mailto:rua@flaky.example"]
+    records[("split.example._report._dmarc.example.com", "TXT")] = ["v=DMARC1"]
+    records[("split.example._report._dmarc.flaky.example", "SERVFAIL")] = True
+    stack.send("eve@evil.example", message("news@split.example", "split rua"))
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    config = os.path.join(stack.datadir, "mail.toml")
+
+    def send():
+        out = json.loads(stack.mailctl("--config", config, "--format", "json", "dmarc", "send", "--date", today))
+        return {r["to"]: r["result"] for r in out["reports"] if r["domain"] == "split.example"}, out["rows_deleted"]
+
+    def reports_to_ann():
+        return [m for m in stack.mailbox("INBOX", ANN) if b"Report Domain: split.example" in m]
+
+    assert send() == ({"ann@example.com": "sent", "rua@flaky.example": "deferred (DNS)"}, 0)
+    assert send() == ({"ann@example.com": "sent before", "rua@flaky.example": "deferred (DNS)"}, 0)
+    assert len(reports_to_ann()) == 1
+    # The lookup answers now: flaky.example gets the report, ann no second copy.
+    del records[("split.example._report._dmarc.flaky.example", "SERVFAIL")]
+    records[("split.example._report._dmarc.flaky.example", "TXT")] = ["v=DMARC1"]
+    assert send() == ({"ann@example.com": "sent before", "rua@flaky.example": "sent"}, 1)
+    queued = json.loads(stack.mailctl("--format", "json", "queue", "list", "--recipient", "rua@flaky.example"))
+    assert len(queued) == 1, queued
+    assert len(reports_to_ann()) == 1
+    assert send() == ({}, 0)
 
 
 def test_arc_seal_on_forward(stack):
