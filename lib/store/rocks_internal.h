@@ -87,6 +87,8 @@ class Txn {
       : db_(db), content_cf_(content_cf), batch_(batch) {}
 
   Result<std::optional<std::string>> get(const std::string& k);
+  // Many gets at once (read_in_key_order over the batch and the database).
+  Result<std::vector<std::optional<std::string>>> get_many(const std::vector<std::string>& keys);
   bool exists(const std::string& k);
   void put(const std::string& k, std::string_view v);
   void del(const std::string& k);
@@ -134,6 +136,12 @@ class Txn {
 };
 
 Status from_rocks(const rocksdb::Status& s, std::string_view what);
+
+// The values of `keys` (any order; missing ones empty) read with one iterator
+// walking them in key order: IMAP reads a whole mailbox's records, whose keys
+// are mostly neighbours, and stepping on is far cheaper than a lookup each.
+Result<std::vector<std::optional<std::string>>> read_in_key_order(rocksdb::Iterator& it,
+                                                                 const std::vector<std::string>& keys);
 
 // Content as stored: a version byte and a zstd frame carrying its own checksum.
 std::string compress_content(std::string_view bytes);
@@ -220,6 +228,20 @@ struct RocksStore::Impl {
     MAIL_ASSIGN_OR_RETURN(auto v, read_record<T>(k));
     if (!v) return error(Code::not_found, what);
     return std::move(*v);
+  }
+  // Many point reads at once (read_in_key_order).
+  Result<std::vector<std::optional<std::string>>> read_many(const std::vector<std::string>& keys);
+  template <class T>
+  Result<std::vector<std::optional<T>>> read_records(const std::vector<std::string>& keys) {
+    MAIL_ASSIGN_OR_RETURN(auto raw, read_many(keys));
+    std::vector<std::optional<T>> out(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (!raw[i]) continue;
+      T v;
+      if (!decode(*raw[i], v)) return error(Code::corrupt, "undecodable record at key " + Txn::printable(keys[i]));
+      out[i] = std::move(v);
+    }
+    return out;
   }
   Status read_scan(const std::string& prefix,
                    const std::function<bool(std::string_view, std::string_view)>& fn,

@@ -259,10 +259,13 @@ Result<ChangesResp> RocksStore::changes(const ChangesReq& req) {
   MAIL_TRY(bad);
   std::sort(live.begin(), live.end());
   std::sort(resp.vanished.begin(), resp.vanished.end());
-  for (Uid uid : live) {
-    MAIL_ASSIGN_OR_RETURN(auto e, impl_->read_record<MessageEntry>(key::message(req.mailbox, uid)));
+  std::vector<std::string> keys;
+  keys.reserve(live.size());
+  for (Uid uid : live) keys.push_back(key::message(req.mailbox, uid));
+  MAIL_ASSIGN_OR_RETURN(auto entries, impl_->read_records<MessageEntry>(keys));
+  resp.changed.reserve(entries.size());
+  for (auto& e : entries)
     if (e) resp.changed.push_back(std::move(*e));
-  }
   return resp;
 }
 
@@ -277,10 +280,12 @@ Result<ContentResp> RocksStore::content_get(const ContentReq& req) {
 
 Result<ContentMetaResp> RocksStore::content_meta(const ContentMetaReq& req) {
   ContentMetaResp resp;
-  for (ContentId id : req.ids) {
-    MAIL_ASSIGN_OR_RETURN(auto meta, impl_->read_record<ContentMeta>(key::content_meta(id)));
-    resp.metas.push_back(meta ? std::move(*meta) : ContentMeta{});
-  }
+  std::vector<std::string> keys;
+  keys.reserve(req.ids.size());
+  for (ContentId id : req.ids) keys.push_back(key::content_meta(id));
+  MAIL_ASSIGN_OR_RETURN(auto metas, impl_->read_records<ContentMeta>(keys));
+  resp.metas.reserve(metas.size());
+  for (auto& meta : metas) resp.metas.push_back(meta ? std::move(*meta) : ContentMeta{});
   return resp;
 }
 

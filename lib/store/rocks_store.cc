@@ -12,6 +12,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -183,6 +184,38 @@ void Txn::put_content(ContentId id, std::string_view stored) {
   batch_->Put(content_cf_, key::content(id), rocksdb::Slice(stored.data(), stored.size()));
 }
 void Txn::del_content(ContentId id) { batch_->Delete(content_cf_, key::content(id)); }
+
+Result<std::vector<std::optional<std::string>>> read_in_key_order(rocksdb::Iterator& it,
+                                                                 const std::vector<std::string>& keys) {
+  std::vector<size_t> order(keys.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+  std::vector<std::optional<std::string>> out(keys.size());
+  // A mailbox's keys are mostly neighbours (UIDs, content ids in delivery
+  // order): stepping to the next entry costs far less than a lookup; a gap of
+  // more than a few entries seeks.
+  bool positioned = false;
+  for (size_t i : order) {
+    rocksdb::Slice want(keys[i]);
+    if (!positioned) {
+      it.Seek(want);
+      positioned = true;
+    } else if (it.Valid() && it.key().compare(want) < 0) {
+      int steps = 0;
+      while (it.Valid() && it.key().compare(want) < 0 && ++steps <= 8) it.Next();
+      if (it.Valid() && it.key().compare(want) < 0) it.Seek(want);
+    }
+    if (!it.Valid()) break;  // past the last key: the rest are missing
+    if (it.key() == want) out[i] = it.value().ToString();
+  }
+  MAIL_TRY(from_rocks(it.status(), "read"));
+  return out;
+}
+
+Result<std::vector<std::optional<std::string>>> Txn::get_many(const std::vector<std::string>& keys) {
+  std::unique_ptr<rocksdb::Iterator> it(batch_->NewIteratorWithBase(db_->NewIterator(rocksdb::ReadOptions())));
+  return read_in_key_order(*it, keys);
+}
 
 Status Txn::scan(const std::string& prefix,
                  const std::function<bool(std::string_view, std::string_view)>& fn) {
@@ -424,6 +457,11 @@ Result<std::optional<std::string>> RocksStore::Impl::read(const std::string& k) 
   if (s.IsNotFound()) return std::optional<std::string>();
   MAIL_TRY(from_rocks(s, "read"));
   return std::optional<std::string>(std::move(v));
+}
+
+Result<std::vector<std::optional<std::string>>> RocksStore::Impl::read_many(const std::vector<std::string>& keys) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  return read_in_key_order(*it, keys);
 }
 
 Status RocksStore::Impl::read_scan(const std::string& prefix,
