@@ -260,6 +260,46 @@ TEST_F(RocksStoreTest, DeliverBatchKeepsOrderAndFailsWhole) {
   EXPECT_EQ(store_->deliver_batch(bad).code(), Code::invalid);
 }
 
+TEST_F(RocksStoreTest, ReplaceIsOneTransaction) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com", {20, 0});  // 20 bytes
+  auto ann = add_account("ann@example.com");
+  auto old = deliver(joe.id, "old draft 1", "Drafts");  // 11 bytes
+  auto drafts = mailbox(joe.id, "Drafts");
+  auto replace = [&](Uid uid, AccountId account, MailboxId to, const std::string& content) {
+    ReplaceReq req;
+    req.mailbox = drafts.id;
+    req.uid = uid;
+    req.message.content = content;
+    req.message.targets = {DeliveryTarget{account, to}};
+    return store_->message_replace(req);
+  };
+  // 19 bytes fit where 11 + 19 would not: the old message goes first.
+  auto r = replace(1, joe.id, drafts.id, "new draft 2 longer.");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->appended.uid, 2u);
+  EXPECT_EQ(r->expunged.expunged, (std::vector<Uid>{1}));
+  auto listed = store_->message_list({drafts.id})->messages;
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(store_->content_get({listed[0].content})->bytes, "new draft 2 longer.");
+  EXPECT_EQ(store_->content_meta({{old.content}})->metas[0].id, 0u);  // its last reference went
+
+  // Over quota, a missing message, another account: each changes nothing.
+  EXPECT_EQ(replace(2, joe.id, drafts.id, std::string(25, 'x')).code(), Code::quota);
+  EXPECT_EQ(replace(7, joe.id, drafts.id, "x").code(), Code::not_found);
+  EXPECT_EQ(replace(2, ann.id, mailbox(ann.id, "INBOX").id, "x").code(), Code::invalid);
+  auto now = mailbox(joe.id, "Drafts");
+  EXPECT_EQ(now.messages, 1u);
+  EXPECT_EQ(now.uidnext, 3u);
+  EXPECT_EQ(store_->message_list({drafts.id})->messages[0].uid, 2u);
+
+  // Into another mailbox of the account.
+  auto archive = mailbox(joe.id, "Archive");
+  ASSERT_TRUE(replace(2, joe.id, archive.id, "sent").is_ok());
+  EXPECT_EQ(mailbox(joe.id, "Drafts").messages, 0u);
+  EXPECT_EQ(mailbox(joe.id, "Archive").messages, 1u);
+}
+
 TEST_F(RocksStoreTest, DeliverBatchLaneKeepsOrderOfBatchesInFlight) {
   ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
   auto joe = add_account("joe@example.com");
