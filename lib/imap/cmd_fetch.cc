@@ -292,7 +292,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
       req.mode = store::FlagMode::add;
       req.flags = store::flag::seen;
       auto r = env_.store->flags_update(req);
-      if (r) sel_->apply_updates(r->updated, seen_changed);
+      if (r) sel_->apply_updates(*r, seen_changed);
     }
   }
   std::vector<std::optional<mime::Summary>> metas(idx.size());

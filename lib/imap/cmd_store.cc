@@ -71,7 +71,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, boo
       return;
     }
     for (auto u : r->modified) modified.push_back(u);
-    sel_->apply_updates(r->updated, touched);
+    sel_->apply_updates(*r, touched);
   }
   std::sort(modified.begin(), modified.end());
   for (size_t i : idx) {

@@ -239,12 +239,16 @@ size_t Session::Selected::index_of(store::Uid uid) const {
   return it != msgs.end() && it->uid == uid ? static_cast<size_t>(it - msgs.begin()) : msgs.size();
 }
 
-void Session::Selected::apply_updates(const std::vector<store::MessageEntry>& updated, std::vector<bool>& changed) {
-  for (const auto& e : updated) {
+void Session::Selected::apply_updates(const store::FlagsUpdateResp& r, std::vector<bool>& changed) {
+  for (const auto& e : r.updated) {
     size_t i = index_of(e.uid);
     if (i == msgs.size()) continue;
     msgs[i] = e;
     changed[i] = true;
+  }
+  if (r.previous_modseq && r.previous_modseq == known_modseq) {
+    known_modseq = std::max(known_modseq, r.highest_modseq);
+    info.highest_modseq = std::max(info.highest_modseq, r.highest_modseq);
   }
 }
 

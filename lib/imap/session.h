@@ -119,8 +119,10 @@ class Session {
     std::set<store::Uid> recent;              // \Recent in this session (IMAP4rev1 only)
     // Index of `uid` in msgs (ascending uids), or msgs.size() when absent.
     size_t index_of(store::Uid uid) const;
-    // Stores the entries the store returned after a change; marks their indexes in `changed`.
-    void apply_updates(const std::vector<store::MessageEntry>& updated, std::vector<bool>& changed);
+    // Stores the entries the store returned after our flag change; marks their
+    // indexes in `changed`. When nothing else changed the mailbox meanwhile,
+    // known_modseq moves past our change, so sync() need not list it again.
+    void apply_updates(const store::FlagsUpdateResp& r, std::vector<bool>& changed);
   };
   // Claims \Recent for messages from index `from` on (a read-write selection).
   void claim_recent(size_t from);

@@ -220,7 +220,11 @@ struct FlagsUpdateResp {
   std::vector<MessageEntry> updated;  // entries whose flags changed, after the change
   std::vector<Uid> modified;          // failed UNCHANGEDSINCE
   ModSeq highest_modseq = 0;
-  MAIL_FIELDS(updated, modified, highest_modseq)
+  // The mailbox's HIGHESTMODSEQ before this update (appended; 0 from older
+  // stores): equal to what a session knew, nothing else changed meanwhile and
+  // it need not ask `changes` for its own update.
+  ModSeq previous_modseq = 0;
+  MAIL_FIELDS(updated, modified, highest_modseq, previous_modseq)
 };
 
 struct ExpungeReq {

@@ -51,7 +51,8 @@ Status check_quota(const AccountRecord& account, uint64_t bytes, uint64_t messag
   return Status::ok();
 }
 
-void sort_unique(std::vector<std::string>& v) {
+template <class T>
+void sort_unique(std::vector<T>& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
 }
@@ -298,12 +299,24 @@ Result<FlagsUpdateResp> RocksStore::flags_update(const FlagsUpdateReq& req) {
     FlagsUpdateResp resp;
     MAIL_ASSIGN_OR_RETURN(MailboxInfo mb, mailbox_by_id(txn, req.mailbox));
     MAIL_ASSIGN_OR_RETURN(AccountRecord account, account_by_id(txn, mb.account));
+    resp.previous_modseq = mb.highest_modseq;
     ModSeq modseq = 0;
     std::vector<Uid> changed;
-    for (Uid uid : req.uids) {
-      MAIL_ASSIGN_OR_RETURN(auto found, txn.get_record<MessageEntry>(key::message(mb.id, uid)));
-      if (!found) continue;
-      MessageEntry e = std::move(*found);
+    // All entries read in one pass, and the writes grouped by key range in
+    // ascending order: STORE 1:* on a big mailbox was a lookup per message and
+    // index inserts in three interleaved key ranges.
+    std::vector<Uid> uids = req.uids;  // a UID named twice changes once
+    sort_unique(uids);
+    std::vector<std::string> keys;
+    keys.reserve(uids.size());
+    for (Uid uid : uids) keys.push_back(key::message(mb.id, uid));
+    MAIL_ASSIGN_OR_RETURN(auto found_all, txn.get_many(keys));
+    std::vector<ModSeq> old_modseqs;
+    for (size_t n = 0; n < uids.size(); ++n) {
+      Uid uid = uids[n];
+      if (!found_all[n]) continue;
+      MessageEntry e;
+      if (!decode(*found_all[n], e)) return error(Code::corrupt, "undecodable message entry");
       if (req.unchanged_since && e.modseq > req.unchanged_since) {
         resp.modified.push_back(uid);
         continue;
@@ -339,15 +352,20 @@ Result<FlagsUpdateResp> RocksStore::flags_update(const FlagsUpdateReq& req) {
         if (flags & flag::deleted) mb.deleted++;
         else mb.deleted = mb.deleted ? mb.deleted - 1 : 0;
       }
-      txn.del(key::modseq(mb.id, e.modseq, uid));
+      old_modseqs.push_back(e.modseq);
       e.flags = flags;
       e.keywords = std::move(kw);
       e.modseq = modseq;
-      txn.put_record(key::modseq(mb.id, modseq, uid), ModseqRecord{uid, false});
-      txn.put_record(key::message(mb.id, uid), e);
       changed.push_back(uid);
       resp.updated.push_back(std::move(e));
     }
+    std::vector<std::pair<ModSeq, Uid>> old_index;
+    old_index.reserve(changed.size());
+    for (size_t n = 0; n < changed.size(); ++n) old_index.emplace_back(old_modseqs[n], changed[n]);
+    std::sort(old_index.begin(), old_index.end());
+    for (const auto& [old, uid] : old_index) txn.del(key::modseq(mb.id, old, uid));
+    for (Uid uid : changed) txn.put_record(key::modseq(mb.id, modseq, uid), ModseqRecord{uid, false});  // ascending
+    for (const auto& e : resp.updated) txn.put_record(key::message(mb.id, e.uid), e);
     if (modseq) {
       mb.highest_modseq = modseq;
       txn.put_record(key::mailbox(mb.id), mb);
