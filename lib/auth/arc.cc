@@ -145,7 +145,7 @@ ArcResult arc_validate(const MailMessage& msg, Resolver& resolver, const DkimVer
     if (a == "rsa-sha256") alg = DkimAlgorithm::rsa_sha256;
     else if (a == "ed25519-sha256") alg = DkimAlgorithm::ed25519_sha256;
     else return failed(r, "ARC-Seal " + std::to_string(i) + ": unknown algorithm " + std::string(a));
-    auto b = base64_decode(strip_whitespace(tags.find("b")->value));
+    auto b = base64_decode_public(strip_whitespace(tags.find("b")->value));
     if (!b || b->empty()) return failed(r, "ARC-Seal " + std::to_string(i) + ": b= is not base64");
 
     std::string data;

@@ -83,7 +83,7 @@ TEST(Canon, EmptyBodies) {
 }
 
 // RFC 6376 3.4.4 read literally, one rule after the other: what the fast
-// canon_body (eight bytes at a time) must give on any input.
+// canon_body (sixteen and eight bytes at a time) must give on any input.
 std::string relaxed_body_by_the_rules(std::string_view body) {
   std::vector<std::string> lines;
   size_t pos = 0;
@@ -116,12 +116,36 @@ TEST(Canon, RelaxedBodyMatchesTheRulesOnRandomInput) {
     return static_cast<size_t>(seed >> 33);
   };
   for (int i = 0; i < 5000; ++i) {
-    std::string body(next() % 80, ' ');
+    std::string body(next() % 200, ' ');  // lines longer than the 16-byte blocks too
     size_t spread = 2 + next() % (sizeof alphabet - 1);  // 2..all kinds of bytes: some inputs with few
     for (char& c : body) c = alphabet[next() % spread];
     std::string fast = "prefix";
     canon_body(body, Canon::relaxed, fast);
     ASSERT_EQ(fast, "prefix" + relaxed_body_by_the_rules(body)) << testing::PrintToString(body);
+  }
+}
+
+TEST(Canon, BareLfFoundAnywhereOnRandomInput) {
+  const char alphabet[] = {'a', '\r', '\n', ' '};
+  uint64_t seed = 777;
+  auto next = [&seed] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(seed >> 33);
+  };
+  for (int i = 0; i < 5000; ++i) {
+    std::string text(next() % 100, 'a');
+    for (char& c : text) c = next() % 6 ? alphabet[next() % 2 ? 0 : 1 + next() % 3] : '\n';
+    std::string want;
+    bool bare = false;
+    for (size_t k = 0; k < text.size(); ++k) {
+      bool lone = text[k] == '\n' && (k == 0 || text[k - 1] != '\r');
+      bare = bare || lone;
+      if (lone) want.push_back('\r');
+      want.push_back(text[k]);
+    }
+    std::string out = "untouched";
+    ASSERT_EQ(to_crlf(text, out), bare) << testing::PrintToString(text);
+    EXPECT_EQ(out, bare ? want : "untouched");
   }
 }
 
