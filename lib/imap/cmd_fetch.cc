@@ -1,6 +1,7 @@
 // FETCH and UID FETCH: flags and dates from the message list, ENVELOPE and
 // BODYSTRUCTURE from the stored summary, sections by slicing the raw message.
 #include <algorithm>
+#include <future>
 
 #include "imap/session.h"
 #include "imap/util.h"
@@ -48,6 +49,10 @@ std::vector<size_t> Session::resolve(const SeqSet& set, bool uid) const {
 }
 
 namespace {
+
+constexpr size_t kFetchChunk = 1024;       // summaries per store request (~1 MB)
+constexpr size_t kFlushBytes = 256 << 10;  // output handed to the connection at a time
+constexpr uint64_t kContentChunkBytes = 4 << 20;  // messages read ahead at a time
 
 struct Section {
   std::vector<uint32_t> path;
@@ -295,38 +300,64 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
       if (r) sel_->apply_updates(*r, seen_changed);
     }
   }
-  std::vector<std::optional<mime::Summary>> metas(idx.size());
-  if (need_meta && !idx.empty()) {
-    store::ContentMetaReq req;
-    for (size_t i : idx) req.ids.push_back(sel_->msgs[i].content);
-    auto r = env_.store->content_meta(req);
-    if (r) {
-      for (size_t k = 0; k < idx.size() && k < r->metas.size(); ++k) {
-        auto s = mime::decode_summary(r->metas[k].summary);
-        if (s) metas[k] = std::move(*s);
-      }
+  // Summaries (one store request per chunk) and messages are read and decoded
+  // on another thread while the chunk before is rendered; the response goes
+  // out as it grows, so a FETCH 1:* is never held whole in memory and the
+  // client reads meanwhile.
+  struct Chunk {
+    size_t end = 0;  // idx[..end) read so far
+    std::vector<std::optional<mime::Summary>> metas;
+    std::vector<std::optional<std::string>> raws;
+  };
+  auto load = [this, &idx, need_meta, need_content](size_t from) {
+    Chunk c;
+    uint64_t bytes = 0;
+    c.end = from;
+    while (c.end < idx.size() && c.end - from < kFetchChunk && (!need_content || bytes < kContentChunkBytes))
+      bytes += sel_->msgs[idx[c.end++]].size;
+    if (need_meta) c.metas = load_summaries(idx, from, c.end - from);
+    for (size_t k = from; need_content && k < c.end; ++k) {
+      auto r = env_.store->content_get({sel_->msgs[idx[k]].content});
+      c.raws.push_back(r ? std::optional<std::string>(std::move(r->bytes)) : std::nullopt);  // none: expunged meanwhile
     }
-  }
+    return c;
+  };
+  bool read_ahead = need_meta || need_content;
+  std::future<Chunk> next;
+  if (read_ahead && !idx.empty()) next = std::async(std::launch::async, load, 0);
+  Chunk chunk;
+  size_t chunk_begin = 0;
+  std::optional<mime::Summary> no_meta;
   std::string fail_text;
   for (size_t k = 0; k < idx.size(); ++k) {
+    if (out.size() >= kFlushBytes && env_.flush) {
+      if (!env_.flush(out)) break;  // the client is gone
+      out.clear();
+    }
+    if (read_ahead && k == chunk.end) {
+      chunk = next.get();
+      chunk_begin = k;
+      if (chunk.end < idx.size()) next = std::async(std::launch::async, load, chunk.end);
+    }
+    auto& meta = need_meta ? chunk.metas[k - chunk_begin] : no_meta;
     const auto& m = sel_->msgs[idx[k]];
     std::string raw;
     if (need_content) {
-      auto c = env_.store->content_get({m.content});
+      auto& c = chunk.raws[k - chunk_begin];
       if (!c) continue;  // expunged meanwhile
-      raw = std::move(c->bytes);
+      raw = std::move(*c);
     } else if (need_header) {
       // Offsets in the header block are the message's own.
-      if (metas[k] && !metas[k]->header.empty()) {
-        raw = metas[k]->header;
+      if (meta && !meta->header.empty()) {
+        raw = std::move(meta->header);
       } else {  // a summary from before it kept the header
         auto c = env_.store->content_get({m.content});
         if (!c) continue;
         raw = std::move(c->bytes);
       }
     }
-    if (need_meta && !metas[k]) metas[k] = mime::parse(raw);  // summary missing: parse now
-    const mime::Summary* sum = metas[k] ? &*metas[k] : nullptr;
+    if (need_meta && !meta) meta = mime::parse(raw);  // summary missing: parse now
+    const mime::Summary* sum = meta ? &*meta : nullptr;
     std::string line = fetch_head(idx[k]);
     bool first = true;
     bool flags_done = false;

@@ -1,5 +1,6 @@
 // SEARCH and UID SEARCH (RFC 9051 keys), with ESEARCH RETURN options and SEARCHRES.
 #include <algorithm>
+#include <future>
 #include <memory>
 
 #include "imap/session.h"
@@ -140,15 +141,21 @@ bool icontains(std::string_view hay, std::string_view needle) {
 
 // Summaries read ahead a chunk at a time from the first message whose
 // evaluation needs one: one store request per chunk, none for messages that
-// cheaper keys (flags, UID, sequence) already ruled out.
+// cheaper keys (flags, UID, sequence) already ruled out. Once one chunk was
+// needed, the next is read on another thread while this one is searched.
 struct SummaryWindow {
-  std::function<void(size_t first, std::vector<mime::Summary>&)> fill;
+  std::function<std::vector<mime::Summary>(size_t first)> fill;
   size_t base = 0;
   std::vector<mime::Summary> sums;
+  size_t ahead_base = 0;
+  std::future<std::vector<mime::Summary>> ahead;
   const mime::Summary& get(size_t i) {
     if (i < base || i - base >= sums.size()) {
+      sums = ahead.valid() && ahead_base == i ? ahead.get() : fill(i);
       base = i;
-      fill(i, sums);
+      if (ahead.valid()) ahead.wait();  // a read-ahead of a chunk skipped over
+      ahead_base = base + sums.size();
+      ahead = std::async(std::launch::async, fill, ahead_base);
     }
     return sums[i - base];
   }
@@ -351,11 +358,13 @@ std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
   r.uses_modseq = uses_modseq(root);
   uint32_t max_uid = sel_->msgs.empty() ? 0 : sel_->msgs.back().uid;
   SummaryWindow window;
-  window.fill = [this](size_t first, std::vector<mime::Summary>& out) {
+  window.fill = [this](size_t first) {
     std::vector<size_t> idx;
     for (size_t i = first; i < sel_->msgs.size() && idx.size() < kSummaryChunk; ++i) idx.push_back(i);
-    out.clear();
+    std::vector<mime::Summary> out;
+    out.reserve(idx.size());
     for_each_summary(idx, [&out](size_t, mime::Summary& s) { out.push_back(std::move(s)); });
+    return out;
   };
   for (size_t i = 0; i < sel_->msgs.size(); ++i) {
     Ctx c{env_.store, &sel_->msgs[i], static_cast<uint32_t>(i + 1), static_cast<uint32_t>(sel_->msgs.size()),
@@ -366,17 +375,31 @@ std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
   return r;
 }
 
+std::vector<std::optional<mime::Summary>> Session::load_summaries(const std::vector<size_t>& idx, size_t from,
+                                                                  size_t n) {
+  std::vector<std::optional<mime::Summary>> out(std::min(n, idx.size() - std::min(from, idx.size())));
+  store::ContentMetaReq req;
+  for (size_t k = 0; k < out.size(); ++k) req.ids.push_back(sel_->msgs[idx[from + k]].content);
+  auto r = env_.store->content_meta(req);
+  if (r)
+    for (size_t k = 0; k < out.size() && k < r->metas.size(); ++k)
+      if (!r->metas[k].summary.empty())
+        if (auto d = mime::decode_summary(r->metas[k].summary)) out[k] = std::move(*d);
+  return out;
+}
+
 void Session::for_each_summary(const std::vector<size_t>& idx,
                                const std::function<void(size_t, mime::Summary&)>& fn) {
+  if (idx.empty()) return;
+  // The next chunk is read and decoded on another thread meanwhile.
+  auto next = std::async(std::launch::async, [this, &idx] { return load_summaries(idx, 0, kSummaryChunk); });
   for (size_t from = 0; from < idx.size(); from += kSummaryChunk) {
     size_t to = std::min(idx.size(), from + kSummaryChunk);
-    store::ContentMetaReq req;
-    for (size_t k = from; k < to; ++k) req.ids.push_back(sel_->msgs[idx[k]].content);
-    auto r = env_.store->content_meta(req);
+    auto sums = next.get();
+    if (to < idx.size())
+      next = std::async(std::launch::async, [this, &idx, to] { return load_summaries(idx, to, kSummaryChunk); });
     for (size_t k = from; k < to; ++k) {
-      std::optional<mime::Summary> sum;
-      if (r && k - from < r->metas.size() && !r->metas[k - from].summary.empty())
-        if (auto d = mime::decode_summary(r->metas[k - from].summary)) sum = std::move(*d);
+      std::optional<mime::Summary>& sum = sums[k - from];
       if (!sum) {  // written before summaries existed: parse the message
         auto c = env_.store->content_get({sel_->msgs[idx[k]].content});
         sum = mime::parse(c ? std::string_view(c->bytes) : std::string_view());

@@ -287,6 +287,7 @@ void Server::run(int fd, bool implicit_tls) {
         uint64_t v = 1;
         (void)!::write(wfd, &v, sizeof v);
       };
+      env.flush = [&c](std::string_view s) { return c.write_all(s); };
       Session s(std::move(env));
       alive = c.write_all(s.greeting());
       std::string cmd, out;

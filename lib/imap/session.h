@@ -79,6 +79,9 @@ struct SessionEnv {
   bool starttls_available = false;  // STARTTLS may be offered (a certificate is configured)
   // Called (from a store thread) when the account changed: the server wakes the session.
   std::function<void()> wake;
+  // Sends output early (a long FETCH): false when the connection is gone.
+  // Unset, a command's whole output is returned at once.
+  std::function<bool(std::string_view)> flush;
 };
 
 enum class State { not_authenticated, authenticated, selected, logout };
@@ -179,6 +182,9 @@ class Session {
   // stored summaries a chunk per store request (parsing a message that has none).
   static constexpr size_t kSummaryChunk = 512;  // bounds the size of one reply
   void for_each_summary(const std::vector<size_t>& idx, const std::function<void(size_t, mime::Summary&)>& fn);
+  // The stored summaries of messages idx[from, from + n) in one store request
+  // (empty where a message has none); safe to run on another thread.
+  std::vector<std::optional<mime::Summary>> load_summaries(const std::vector<size_t>& idx, size_t from, size_t n);
   void cmd_fetch(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_store(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_copy(const std::string& tag, Parser& p, std::string& out, bool uid, bool move);
