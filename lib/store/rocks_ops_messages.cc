@@ -433,7 +433,6 @@ Result<ReplaceResp> RocksStore::message_replace(const ReplaceReq& req) {
   });
 }
 
-
 Result<CopyResp> RocksStore::copy(const CopyReq& req) {
   return impl_->write_op<CopyResp>([&](Txn& txn) -> Result<CopyResp> {
     CopyResp resp;
