@@ -272,9 +272,9 @@ Result<std::string> arc_seal(const MailMessage& msg, const DkimKey& key, const A
     if (!h.empty()) h.push_back(':');
     h += lower(trim(n));
   }
-  std::string body;
-  canon_body(msg.body(), Canon::relaxed, body);
-  std::string bh = base64_encode(internal::hash_for(alg, body));
+  std::string body_hash = internal::body_hash_for(alg, msg.body(), Canon::relaxed);
+  if (body_hash.empty()) return error(Code::internal, "cannot hash the body");
+  std::string bh = base64_encode(body_hash);
 
   // b= stays on one line: a seal signs the ARC-Message-Signature relaxed,
   // where a fold inside b= would count as a space, and the ARC test suite's

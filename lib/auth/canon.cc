@@ -1,5 +1,6 @@
 #include "auth/canon.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -133,20 +134,92 @@ void canon_header(const HeaderField& field, Canon canon, std::string& out) {
   out.resize(static_cast<size_t>(w - out.data()));
 }
 
+namespace {
+
+// The relaxed body rule for WSP (RFC 6376 3.4.4) over [q, end), written at w
+// (never more bytes than read): a WSP run becomes one SP, a WSP byte right
+// after a WSP byte dropped. `prev` says the byte before q was WSP, and on
+// return whether the last one was. Returns the new end of output.
+char* relax_run(const char* q, const char* const end, char* w, bool& prev) {
+#if defined(__SSE2__)
+  // Sixteen bytes at a time: tabs turned into spaces and all sixteen
+  // stored; at a dropped byte the output stops short of it and the next
+  // load starts after it (drops are few: text has single spaces).
+  const __m128i tab16 = _mm_set1_epi8('\t'), space16 = _mm_set1_epi8(' ');
+  const __m128i tab_to_space16 = _mm_set1_epi8('\t' ^ ' ');
+  while (end - q >= 16) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    __m128i tab = _mm_cmpeq_epi8(x, tab16);
+    unsigned wsp = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(tab, _mm_cmpeq_epi8(x, space16))));
+    unsigned drop = wsp & ((wsp << 1) | (prev ? 1u : 0u));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w), _mm_xor_si128(x, _mm_and_si128(tab, tab_to_space16)));
+    if (!drop) {
+      w += 16;
+      q += 16;
+      prev = (wsp >> 15) != 0;
+      continue;
+    }
+    unsigned k = static_cast<unsigned>(__builtin_ctz(drop));  // bytes before it are kept
+    w += k;
+    q += k + 1;
+    prev = true;  // the dropped byte was WSP
+  }
+#endif
+  if constexpr (std::endian::native == std::endian::little) {
+    // Eight bytes at a time (SWAR): tabs turned into spaces, then the
+    // dropped bytes (seldom more than one) squeezed out.
+    constexpr uint64_t kTabToSpace = '\t' ^ ' ';
+    for (; end - q >= 8; q += 8) {
+      uint64_t x;
+      std::memcpy(&x, q, 8);
+      uint64_t tab = byte_is(x, '\t'), wsp = tab | byte_is(x, ' ');
+      uint64_t drop = wsp & ((wsp << 8) | (prev ? 0x80 : 0));
+      x ^= (tab >> 7) * kTabToSpace;
+      size_t n = 8;
+      while (drop) {
+        unsigned k = static_cast<unsigned>(__builtin_ctzll(drop)) / 8;  // the lowest dropped byte
+        uint64_t below = (uint64_t{1} << (8 * k)) - 1;
+        x = (x & below) | ((x >> 8) & ~below);
+        drop = (drop >> 8) & ~below;
+        --n;
+      }
+      std::memcpy(w, &x, 8);
+      w += n;
+      prev = (wsp >> 63) != 0;
+    }
+  }
+  for (; q < end; ++q) {
+    bool wsp = is_wsp(*q);
+    *w = wsp ? ' ' : *q;
+    w += !(wsp && prev);
+    prev = wsp;
+  }
+  return w;
+}
+
+}  // namespace
+
 void canon_body(std::string_view body, Canon canon, std::string& out) {
+  canon_body_pieces(body, canon, [&out](std::string_view piece) { out.append(piece); });
+}
+
+void canon_body_pieces(std::string_view body, Canon canon, const std::function<void(std::string_view)>& sink) {
   if (canon == Canon::simple) {
     size_t end = body.size();
     while (end >= 2 && body[end - 2] == '\r' && body[end - 1] == '\n') end -= 2;
-    out.append(body.substr(0, end));
-    out.append("\r\n");
+    if (end > 0) sink(body.substr(0, end));
+    sink("\r\n");
     return;
   }
-  // Relaxed never grows a line; only a last line without CRLF gains two bytes.
-  size_t base = out.size();
-  out.resize(base + body.size() + 2);
-  char* const first = out.data() + base;
-  char* w = first;
-  char* kept = first;  // end of the last non-empty line
+  // Made in a buffer handed on whenever it fills: memory stays bounded, and
+  // the body stays in cache between canonicalizing and hashing.
+  constexpr size_t kBuffer = 16384;
+  char buf[kBuffer];
+  char* const buf_end = buf + kBuffer;
+  char* w = buf;
+  // Empty lines are only counted: those at the end of the body go (3.4.4 b),
+  // the others are written before the next non-empty line.
+  size_t empty_lines = 0;
   const char* p = body.data();
   const char* const end = p + body.size();
   while (p < end) {
@@ -158,72 +231,44 @@ void canon_body(std::string_view body, Canon canon, std::string& out) {
       ++eol;
     }
     const char* content_end = eol ? eol - 1 : end;
-    char* line = w;
-    // A WSP run becomes one SP: a WSP byte right after a WSP byte is dropped,
-    // a kept one written as SP. Eight bytes at a time (SWAR): tabs turned into
-    // spaces, then the dropped bytes (seldom more than one) squeezed out.
+    const char* next = eol ? eol + 1 : end;
+    const char* text = p;
+    while (text < content_end && is_wsp(*text)) ++text;
+    if (text == content_end) {  // nothing but WSP: an empty line
+      ++empty_lines;
+      p = next;
+      continue;
+    }
+    for (; empty_lines > 0; --empty_lines) {
+      if (buf_end - w < 2) {
+        sink(std::string_view(buf, static_cast<size_t>(w - buf)));
+        w = buf;
+      }
+      *w++ = '\r';
+      *w++ = '\n';
+    }
     bool prev = false;
-    auto one = [&w, &prev](char c) {
-      bool wsp = is_wsp(c);
-      *w = wsp ? ' ' : c;
-      w += !(wsp && prev);
-      prev = wsp;
-    };
     const char* q = p;
-#if defined(__SSE2__)
-    // Sixteen bytes at a time: tabs turned into spaces and all sixteen
-    // stored; at a dropped byte the output stops short of it and the next
-    // load starts after it (drops are few: text has single spaces).
-    const __m128i tab16 = _mm_set1_epi8('\t'), space16 = _mm_set1_epi8(' ');
-    const __m128i tab_to_space16 = _mm_set1_epi8('\t' ^ ' ');
-    while (content_end - q >= 16) {
-      __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-      __m128i tab = _mm_cmpeq_epi8(x, tab16);
-      unsigned wsp = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(tab, _mm_cmpeq_epi8(x, space16))));
-      unsigned drop = wsp & ((wsp << 1) | (prev ? 1u : 0u));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(w), _mm_xor_si128(x, _mm_and_si128(tab, tab_to_space16)));
-      if (!drop) {
-        w += 16;
-        q += 16;
-        prev = (wsp >> 15) != 0;
-        continue;
+    while (true) {
+      if (buf_end - w < 64) {
+        // Full: handed on but for a trailing SP, which goes if the line ends with it.
+        char* keep = prev ? w - 1 : w;
+        sink(std::string_view(buf, static_cast<size_t>(keep - buf)));
+        w = buf;
+        if (prev) *w++ = ' ';
       }
-      unsigned k = static_cast<unsigned>(__builtin_ctz(drop));  // bytes before it are kept
-      w += k;
-      q += k + 1;
-      prev = true;  // the dropped byte was WSP
+      // Room for the run (output is never longer) and the CRLF.
+      size_t take = std::min(static_cast<size_t>(content_end - q), static_cast<size_t>(buf_end - w) - 2);
+      w = relax_run(q, q + take, w, prev);
+      q += take;
+      if (q == content_end) break;
     }
-#endif
-    if constexpr (std::endian::native == std::endian::little) {
-      constexpr uint64_t kTabToSpace = '\t' ^ ' ';
-      for (; content_end - q >= 8; q += 8) {
-        uint64_t x;
-        std::memcpy(&x, q, 8);
-        uint64_t tab = byte_is(x, '\t'), wsp = tab | byte_is(x, ' ');
-        uint64_t drop = wsp & ((wsp << 8) | (prev ? 0x80 : 0));
-        x ^= (tab >> 7) * kTabToSpace;
-        size_t n = 8;
-        while (drop) {
-          unsigned k = static_cast<unsigned>(__builtin_ctzll(drop)) / 8;  // the lowest dropped byte
-          uint64_t below = (uint64_t{1} << (8 * k)) - 1;
-          x = (x & below) | ((x >> 8) & ~below);
-          drop = (drop >> 8) & ~below;
-          --n;
-        }
-        std::memcpy(w, &x, 8);
-        w += n;
-        prev = (wsp >> 63) != 0;
-      }
-    }
-    for (; q < content_end; ++q) one(*q);
     if (prev) --w;  // the run at the end of the line goes
-    bool empty = w == line;
     *w++ = '\r';
     *w++ = '\n';
-    if (!empty) kept = w;
-    p = eol ? eol + 1 : end;
+    p = next;
   }
-  out.resize(base + static_cast<size_t>(kept - first));
+  if (w > buf) sink(std::string_view(buf, static_cast<size_t>(w - buf)));
 }
 
 }  // namespace mail::auth

@@ -2,6 +2,7 @@
 // fields in order, the body; and the simple/relaxed canonicalizations.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,10 @@ bool header_name_equal(std::string_view a, std::string_view b);
 void canon_header(const HeaderField& field, Canon canon, std::string& out);
 // Appends the canonical form of a body.
 void canon_body(std::string_view body, Canon canon, std::string& out);
+// Hands the canonical form of a body to `sink` in order, in pieces: runs of
+// the body itself (simple) or at most 16 KiB made on the stack (relaxed), so
+// hashing a big body never needs a canonical copy of it.
+void canon_body_pieces(std::string_view body, Canon canon, const std::function<void(std::string_view)>& sink);
 
 // Converts bare LF to CRLF; returns false (and leaves `out` alone) when there is none.
 bool to_crlf(std::string_view in, std::string& out);

@@ -75,13 +75,45 @@ const EVP_MD* digest_of(DkimAlgorithm a) { return a == DkimAlgorithm::rsa_sha1 ?
 // One context per thread, reused: EVP_Digest would allocate and free a
 // context and its provider state for every hash (two per signature).
 // Writes the digest to `out` (EVP_MAX_MD_SIZE bytes of room); its length.
-size_t digest_into(const EVP_MD* md, std::string_view data, unsigned char* out) {
+EVP_MD_CTX* md_ctx() {
   thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  return ctx.get();
+}
+
+size_t digest_into(const EVP_MD* md, std::string_view data, unsigned char* out) {
+  EVP_MD_CTX* ctx = md_ctx();
   unsigned len = 0;
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 || EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), out, &len) != 1) {
+  if (!ctx || EVP_DigestInit_ex(ctx, md, nullptr) != 1 || EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx, out, &len) != 1) {
     EVP_Digest(data.data(), data.size(), out, &len, md, nullptr);  // not expected; the slow way then
   }
+  return len;
+}
+
+// The hash of a body canonicalized with `canon` (its first `limit` bytes:
+// l=), hashed piece by piece as it is made, never copied whole. Writes the
+// digest to `out`; returns its length (0 when OpenSSL fails) and the whole
+// canonical body's size in `size`.
+size_t body_digest(const EVP_MD* md, std::string_view body, Canon canon, uint64_t limit, uint64_t& size,
+                   unsigned char* out) {
+  struct State {
+    EVP_MD_CTX* ctx;
+    uint64_t limit;
+    uint64_t size = 0;
+    bool ok = true;
+  } st{md_ctx(), limit};
+  if (!st.ctx || EVP_DigestInit_ex(st.ctx, md, nullptr) != 1) return 0;
+  // One reference captured: std::function keeps it without allocating.
+  canon_body_pieces(body, canon, [&st](std::string_view piece) {
+    if (st.size < st.limit) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(piece.size(), st.limit - st.size));
+      st.ok = st.ok && EVP_DigestUpdate(st.ctx, piece.data(), n) == 1;
+    }
+    st.size += piece.size();
+  });
+  size = st.size;
+  unsigned len = 0;
+  if (!st.ok || EVP_DigestFinal_ex(st.ctx, out, &len) != 1) return 0;
   return len;
 }
 
@@ -399,14 +431,13 @@ Result<std::string> dkim_sign(const MailMessage& msg, const DkimKey& key, const 
     }
     alg = *options.algorithm;
   }
-  std::string body;
-  canon_body(msg.body(), options.body_canon, body);
-  std::string_view hashed = body;
-  if (options.body_length > 0) {
-    if (options.body_length > body.size()) return error(Code::invalid, "l= is longer than the body");
-    hashed = hashed.substr(0, options.body_length);
-  }
-  std::string bh = base64_encode(digest(digest_of(alg), hashed));
+  uint64_t body_size = 0;
+  unsigned char body_hash[EVP_MAX_MD_SIZE];
+  size_t body_hash_len = body_digest(digest_of(alg), msg.body(), options.body_canon,
+                                     options.body_length > 0 ? options.body_length : UINT64_MAX, body_size, body_hash);
+  if (options.body_length > body_size) return error(Code::invalid, "l= is longer than the body");
+  if (body_hash_len == 0) return error(Code::internal, "cannot hash the body");
+  std::string bh = base64_encode(std::string_view(reinterpret_cast<const char*>(body_hash), body_hash_len));
 
   auto canon_name = [](Canon c) { return c == Canon::simple ? "simple" : "relaxed"; };
   std::string field = "DKIM-Signature: v=1; a=";
@@ -722,18 +753,14 @@ DkimResult verify_signature_field(const MailMessage& msg, const HeaderField& fie
   const PkeyPtr& pkey = entry->pkey;
 
   // The body.
-  scratch.clear();
-  canon_body(msg.body(), bc, scratch);
-  std::string_view body = scratch;
-  bool partial = false;
-  if (has_l) {
-    if (l > body.size()) return perm("l= is longer than the body");
-    partial = l < body.size();
-    body = body.substr(0, l);
-  }
+  uint64_t body_size = 0;
   unsigned char body_hash[EVP_MAX_MD_SIZE];
-  size_t body_hash_len = digest_into(digest_of(alg), body, body_hash);
-  if (std::string_view(reinterpret_cast<const char*>(body_hash), body_hash_len) != *bh) {
+  size_t body_hash_len =
+      body_digest(digest_of(alg), msg.body(), bc, has_l ? l : UINT64_MAX, body_size, body_hash);
+  if (has_l && l > body_size) return perm("l= is longer than the body");
+  bool partial = has_l && l < body_size;
+  if (body_hash_len == 0 ||
+      std::string_view(reinterpret_cast<const char*>(body_hash), body_hash_len) != *bh) {
     r.status = DkimStatus::fail;
     r.reason = "body hash mismatch";
     return r;
@@ -785,7 +812,12 @@ Result<std::string> sign_header_data(const DkimKey& key, DkimAlgorithm alg, std:
   return sign_data(key.pkey(), alg, data);
 }
 
-std::string hash_for(DkimAlgorithm alg, std::string_view data) { return digest(digest_of(alg), data); }
+std::string body_hash_for(DkimAlgorithm alg, std::string_view body, Canon canon) {
+  uint64_t size = 0;
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t len = body_digest(digest_of(alg), body, canon, UINT64_MAX, size, out);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
 
 void append_signed_headers(const MailMessage& msg, const std::vector<std::string>& names, Canon canon,
                            std::string& out) {

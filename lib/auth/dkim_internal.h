@@ -21,8 +21,9 @@ bool verify_with_key(Resolver& resolver, DkimAlgorithm alg, DkimResult& r, std::
 
 // The signature of `data` as DKIM and ARC sign header hashes with `alg`.
 Result<std::string> sign_header_data(const DkimKey& key, DkimAlgorithm alg, std::string_view data);
-// SHA-256 (or SHA-1 for rsa-sha1) of `data`, raw.
-std::string hash_for(DkimAlgorithm alg, std::string_view data);
+// SHA-256 (or SHA-1 for rsa-sha1) of `body` canonicalized with `canon`, raw
+// (empty when OpenSSL fails).
+std::string body_hash_for(DkimAlgorithm alg, std::string_view body, Canon canon);
 // Appends the header fields named in `names`, each instance picked bottom-up
 // (RFC 6376 5.4.2), canonicalized.
 void append_signed_headers(const MailMessage& msg, const std::vector<std::string>& names, Canon canon,

@@ -125,6 +125,39 @@ TEST(Canon, RelaxedBodyMatchesTheRulesOnRandomInput) {
   }
 }
 
+// Bodies longer than canon_body_pieces' 16 KiB buffer: lines and WSP runs
+// (and runs of blank lines) cut by its flushes at every kind of place.
+TEST(Canon, RelaxedBodyInPiecesMatchesTheRulesOnLongInput) {
+  uint64_t seed = 4242;
+  auto next = [&seed] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(seed >> 33);
+  };
+  for (int i = 0; i < 300; ++i) {
+    std::string body;
+    size_t size = 16000 + next() % 50000;
+    while (body.size() < size) {
+      switch (next() % 6) {
+        case 0: body.append(next() % 40, ' '); break;
+        case 1: body.append(next() % 3 ? "\r\n" : "\t \r\n"); break;
+        case 2: body.append(next() % 30000, 'x'); break;  // lines longer than the buffer
+        case 3: for (int k = next() % 200; k > 0; --k) body.append(next() % 2 ? "\r\n" : " \r\n"); break;
+        default: body.append(next() % 90, next() % 2 ? 'a' : '\t'); break;
+      }
+    }
+    std::string whole, joined;
+    canon_body(body, Canon::relaxed, whole);
+    size_t biggest = 0;
+    canon_body_pieces(body, Canon::relaxed, [&joined, &biggest](std::string_view piece) {
+      joined.append(piece);
+      biggest = std::max(biggest, piece.size());
+    });
+    ASSERT_EQ(whole, relaxed_body_by_the_rules(body)) << i;
+    ASSERT_EQ(joined, whole);
+    ASSERT_LE(biggest, 16384u);
+  }
+}
+
 TEST(Canon, BareLfFoundAnywhereOnRandomInput) {
   const char alphabet[] = {'a', '\r', '\n', ' '};
   uint64_t seed = 777;
@@ -447,6 +480,38 @@ TEST(DkimVerify, BodyLengthLimit) {
   opt.body_length = 0;
   sig = dkim_sign(msg, ed_key(), opt);
   EXPECT_EQ(dkim_verify(*sig + msg + "more\r\n", dns)[0].status, DkimStatus::fail);
+}
+
+// l= ending at every kind of place in a body hashed in several pieces.
+TEST(DkimVerify, BodyLengthLimitAcrossPieces) {
+  StubResolver dns = dns_for(ed_key());
+  std::string body;
+  for (int i = 0; body.size() < 70000; ++i) body += "line  " + std::to_string(i) + "\t of a long body \r\n";
+  std::string msg = "From: a@example.org\r\n\r\n" + body;
+  std::string relaxed;
+  canon_body(body, Canon::relaxed, relaxed);
+  for (uint64_t l : {uint64_t{1}, uint64_t{16383}, uint64_t{16384}, uint64_t{16385}, uint64_t{40000},
+                     uint64_t{relaxed.size()}}) {
+    DkimSignOptions opt{"example.org", "s1"};
+    opt.body_canon = Canon::relaxed;
+    opt.body_length = l;
+    auto sig = dkim_sign(msg, ed_key(), opt);
+    ASSERT_TRUE(sig) << l;
+    DkimVerifyOptions vo;
+    vo.allow_partial_body = true;
+    EXPECT_EQ(dkim_verify(*sig + msg, dns, vo)[0].status, DkimStatus::pass) << l;
+    EXPECT_EQ(dkim_verify(*sig + msg, dns)[0].status,
+              l < relaxed.size() ? DkimStatus::policy : DkimStatus::pass) << l;
+    // A change inside the signed part breaks it.
+    std::string changed = msg;
+    size_t at = msg.size() - body.size() + (l > 8 ? l - 8 : 0);
+    changed[at] = changed[at] == 'Q' ? 'R' : 'Q';
+    EXPECT_EQ(dkim_verify(*sig + changed, dns, vo)[0].status, DkimStatus::fail) << l;
+  }
+  DkimSignOptions opt{"example.org", "s1"};
+  opt.body_canon = Canon::relaxed;
+  opt.body_length = relaxed.size() + 1;
+  EXPECT_FALSE(dkim_sign(msg, ed_key(), opt));
 }
 
 TEST(DkimVerify, NoSignatureNoResult) {
