@@ -42,8 +42,12 @@ class Stack:
             m.login(user, password)
         return m
 
-    def raw(self):
-        return RawClient(self.port)
+    def raw(self, login=False):
+        """A line-level connection; logged in as the test user when `login`."""
+        c = RawClient(self.port)
+        if login:
+            c.login()
+        return c
 
 
 class RawClient:
@@ -79,6 +83,9 @@ class RawClient:
             lines.append(line)
             if line.startswith(tag + " "):
                 return lines
+
+    def login(self, tag="a", user=USER, password=PASSWORD):
+        assert self.command(tag, f'LOGIN "{user}" "{password}"')[-1].startswith(tag + " OK")
 
     def close(self):
         self.sock.close()
@@ -232,8 +239,7 @@ def test_copy_move_expunge(stack):
 
 
 def test_idle_sees_append_from_second_connection(stack):
-    idler = stack.raw()
-    assert idler.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    idler = stack.raw(login=True)
     assert idler.command("b", "SELECT INBOX")[-1].startswith("b OK")
     idler.send("c IDLE\r\n")
     assert idler.line().startswith("+ ")
@@ -268,7 +274,7 @@ def test_bad_commands_get_bad_or_no(stack):
     assert c.command("a3", "LOGIN")[-1].startswith("a3 BAD")
     c.send("\r\n")
     assert c.line().startswith("* BAD")
-    assert c.command("a4", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a4 OK")
+    c.login("a4")
     assert c.command("a5", "FETCH 1 FLAGS")[-1].startswith("a5 BAD")  # nothing selected
     assert c.command("a6", "SELECT Nowhere")[-1].startswith("a6 NO")
     assert c.command("a7", "SELECT INBOX")[-1].startswith("a7 OK")
@@ -402,8 +408,7 @@ def test_concurrent_clients_agree(stack):
     import threading
 
     def idle_client(*enable):
-        c = stack.raw()
-        assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+        c = stack.raw(login=True)
         if enable:
             assert c.command("e", "ENABLE " + " ".join(enable))[-1].startswith("e OK")
         lines = c.command("b", "SELECT INBOX")
@@ -531,8 +536,7 @@ def test_concurrent_clients_agree(stack):
 
 
 def test_fetch_star_on_empty_mailbox_and_tilde_atoms(stack):
-    raw = stack.raw()
-    assert raw.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    raw = stack.raw(login=True)
     assert raw.command("b", "SELECT Drafts")[-1].startswith("b OK")
     # Clients fetch 1:* on an empty mailbox and expect OK (a number past the end stays BAD).
     assert raw.command("c", "FETCH 1:* (UID FLAGS)") == ["c OK FETCH completed"]

@@ -11,12 +11,6 @@ from test_imap import (MESSAGE, USER, PASSWORD, ok, start_stack,  # noqa: F401 (
                        datadir_for_daemons, stack)
 
 
-def login(stack):
-    c = stack.raw()
-    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
-    return c
-
-
 def raw_until(c, tag):
     """Reads bytes up to and including the tagged line `tag ...`."""
     c.sock.settimeout(10)
@@ -40,7 +34,7 @@ BINARY_MESSAGE = (b"From: user@domain.org\r\n"
 
 
 def test_binary_part_is_exact_and_body_carries_no_nul(stack):
-    c = login(stack)
+    c = stack.raw(login=True)
     c.send(b"p APPEND INBOX ~{%d+}\r\n" % len(BINARY_MESSAGE) + BINARY_MESSAGE + b"\r\n")
     assert c.until("p")[-1].startswith("p OK [APPENDUID")
     c.command("s", "SELECT INBOX")
@@ -96,7 +90,7 @@ def test_uidonly_responses_carry_uids_only(stack):
     m = stack.connect()
     for i in range(4):
         ok(m.append("INBOX", None, None, MESSAGE.replace(b"lunch", b"lunch %d" % i)))
-    c = login(stack)
+    c = stack.raw(login=True)
     assert c.command("e", "ENABLE IMAP4rev2 UIDONLY")[0] == "* ENABLED IMAP4rev2 UIDONLY"  # rev2: no \Recent
     c.command("s", "SELECT INBOX")
     ok(m.select("INBOX"))
@@ -131,7 +125,7 @@ def test_uidonly_responses_carry_uids_only(stack):
     assert c.until("r")[-1].startswith("r BAD [UIDREQUIRED]")
     # UNAUTHENTICATE forgets it, as every ENABLEd extension.
     assert c.command("u", "UNAUTHENTICATE")[-1].startswith("u OK")
-    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    c.login()
     c.command("s", "SELECT INBOX")
     assert c.command("f", "FETCH 1:* (FLAGS)")[-1].startswith("f OK")
     m.logout()
@@ -162,7 +156,7 @@ def subjects(m, box):
 def test_replace_is_one_transaction(stack, run):
     m = stack.connect()
     ok(m.append("Drafts", "(\\Draft)", None, MESSAGE))
-    c = login(stack)
+    c = stack.raw(login=True)
     c.command("s", "SELECT Drafts")
     # Into another mailbox: the draft leaves Drafts and arrives in Archive.
     lines = replace(c, "r", "UID REPLACE 1 Archive (\\Seen)", MESSAGE.replace(b"lunch", b"brunch"))

@@ -13,12 +13,6 @@ from test_imap import (MESSAGE, USER, PASSWORD, ok, start_stack,  # noqa: F401 (
                        datadir_for_daemons, stack)
 
 
-def login(stack):
-    c = stack.raw()
-    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
-    return c
-
-
 def sync_literal(c, data):
     """Sends a synchronizing literal's marker, waits for the go-ahead, then its bytes."""
     c.send(b"{%d}\r\n" % len(data))
@@ -27,7 +21,7 @@ def sync_literal(c, data):
 
 
 def test_multiappend_stores_all_or_nothing(stack, run):
-    c = login(stack)
+    c = stack.raw(login=True)
     assert "MULTIAPPEND" in c.command("c", "CAPABILITY")[0]
     # Three messages, synchronizing literals: a continuation for each.
     c.send("m APPEND INBOX (\\Seen) ")
@@ -84,7 +78,7 @@ def test_qresync_select_fetch_vanished_and_live_expunges(stack):
     m = stack.connect()
     for i in range(6):
         ok(m.append("INBOX", None, None, MESSAGE.replace(b"lunch", b"lunch %d" % i)))
-    c = login(stack)
+    c = stack.raw(login=True)
     assert "QRESYNC" in c.command("c", "CAPABILITY")[0]
     assert c.command("s", "SELECT INBOX (QRESYNC (1 1))")[-1].startswith("s BAD")  # not enabled
     assert c.command("e", "ENABLE QRESYNC")[0] == "* ENABLED QRESYNC"
@@ -144,7 +138,7 @@ def test_qresync_select_fetch_vanished_and_live_expunges(stack):
 def test_replace_draft(stack):
     m = stack.connect()
     ok(m.append("Drafts", "(\\Draft)", None, MESSAGE))
-    c = login(stack)
+    c = stack.raw(login=True)
     assert " REPLACE " in c.command("c", "CAPABILITY")[0]
     c.command("s", "SELECT Drafts")
     new = MESSAGE.replace(b"lunch", b"brunch")
@@ -246,8 +240,7 @@ def test_compress_deflate(stack):
     sock.sendall(b"\xff" * 64)
     assert sock.recv(100) == b""
     sock.close()
-    c = stack.raw()
-    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    c = stack.raw(login=True)
     assert c.command("z", "COMPRESS LZW")[-1].startswith("z BAD")
     assert c.command("z", "COMPRESS")[-1].startswith("z BAD")
     c.close()
@@ -287,8 +280,7 @@ def test_compressed_line_bomb_is_refused_without_inflating_it_whole(stack):
     sock.close()
     assert stack.imapd.alive(), stack.imapd.log_text()
     assert peak_rss_kb(stack.imapd.pid) - before < 64 * 1024
-    c = stack.raw()  # still serving
-    assert c.command("a", f'LOGIN "{USER}" "{PASSWORD}"')[-1].startswith("a OK")
+    c = stack.raw(login=True)  # still serving
     c.close()
 
 
@@ -310,7 +302,7 @@ def test_utf8_accept_and_modified_utf7_names(stack):
     ok(m.create('"Entw&APw-rfe"'))
     ok(m.append('"Entw&APw-rfe"', None, None, MESSAGE))
     assert any(b'"Entw&APw-rfe"' in x for x in ok(m.list('""', "Entw*")))
-    c = login(stack)
+    c = stack.raw(login=True)
     assert "UTF8=ACCEPT" in c.command("c", "CAPABILITY")[0]
     assert c.command("e", "ENABLE UTF8=ACCEPT")[0] == "* ENABLED UTF8=ACCEPT"
     # Names with 8-bit characters come as literals (RawClient joins nothing).
