@@ -225,12 +225,10 @@ Result<MessageListResp> RocksStore::message_list(const MessageListReq& req) {
       key::message_prefix(req.mailbox),
       [&](std::string_view k, std::string_view v) {
         if (req.uid_max && get_be32(k.substr(9)) > req.uid_max) return false;
-        MessageEntry e;
-        if (!decode(v, e)) {
+        if (!decode(v, resp.messages.emplace_back())) {
           bad = error(Code::corrupt, "undecodable message entry");
           return false;
         }
-        resp.messages.push_back(std::move(e));
         return true;
       },
       key::message(req.mailbox, req.uid_min)));

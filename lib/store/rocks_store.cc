@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include <rocksdb/cache.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
@@ -460,6 +461,7 @@ Result<std::optional<std::string>> RocksStore::Impl::read(const std::string& k) 
 }
 
 Result<std::vector<std::optional<std::string>>> RocksStore::Impl::read_many(const std::vector<std::string>& keys) {
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);  // as in read_scan
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   return read_in_key_order(*it, keys);
 }
@@ -467,7 +469,20 @@ Result<std::vector<std::optional<std::string>>> RocksStore::Impl::read_many(cons
 Status RocksStore::Impl::read_scan(const std::string& prefix,
                                    const std::function<bool(std::string_view, std::string_view)>& fn,
                                    const std::string& start_at) {
+  // RocksDB counts into a thread-local perf context on every step by default
+  // (a __tls_get_addr call each, ~15% of a 100k-entry walk); nothing reads it.
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   rocksdb::ReadOptions ro;
+  // The bound lets RocksDB stop at the prefix's end inside each file instead
+  // of merging the next key of every level past it.
+  std::string end = prefix;
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  rocksdb::Slice bound;
+  if (!end.empty()) {
+    end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+    bound = end;
+    ro.iterate_upper_bound = &bound;
+  }
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
   for (it->Seek(start_at.empty() ? prefix : start_at); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
