@@ -101,46 +101,15 @@ bool header_name_equal(std::string_view a, std::string_view b) {
   return true;
 }
 
-void canon_header(const HeaderField& field, Canon canon, std::string& out) {
-  if (canon == Canon::simple) {
-    out.append(field.raw);
-    if (field.raw.size() < 2 || field.raw.substr(field.raw.size() - 2) != "\r\n") out.append("\r\n");
-    return;
-  }
-  std::string_view raw = field.raw;
-  size_t colon = raw.find(':');
-  std::string_view value = colon == std::string_view::npos ? std::string_view() : raw.substr(colon + 1);
-  // Written through a pointer into room for the longest result.
-  size_t base = out.size();
-  out.resize(base + field.name.size() + 1 + value.size() + 2);
-  char* w = out.data() + base;
-  for (char c : field.name) *w++ = lower(c);
-  *w++ = ':';
-  // Unfold, turn whitespace runs into one space, drop it at both ends.
-  bool pending_space = false, started = false;
-  for (char c : value) {
-    if (c == '\r' || c == '\n') continue;
-    if (is_wsp(c)) {
-      pending_space = started;
-      continue;
-    }
-    if (pending_space) *w++ = ' ';
-    pending_space = false;
-    started = true;
-    *w++ = c;
-  }
-  *w++ = '\r';
-  *w++ = '\n';
-  out.resize(static_cast<size_t>(w - out.data()));
-}
-
 namespace {
 
 // The relaxed body rule for WSP (RFC 6376 3.4.4) over [q, end), written at w
 // (never more bytes than read): a WSP run becomes one SP, a WSP byte right
 // after a WSP byte dropped. `prev` says the byte before q was WSP, and on
-// return whether the last one was. Returns the new end of output.
-char* relax_run(const char* q, const char* const end, char* w, bool& prev) {
+// return whether the last one was. Returns the new end of output. Bytes up
+// to `readable` may be loaded (not used), and 16 bytes past the output's end
+// may be written over: a line's last bytes go sixteen at a time too.
+char* relax_run(const char* q, const char* const end, const char* const readable, char* w, bool& prev) {
 #if defined(__SSE2__)
   // Sixteen bytes at a time: tabs turned into spaces and all sixteen
   // stored; at a dropped byte the output stops short of it and the next
@@ -163,6 +132,26 @@ char* relax_run(const char* q, const char* const end, char* w, bool& prev) {
     w += k;
     q += k + 1;
     prev = true;  // the dropped byte was WSP
+  }
+  // The last bytes the same way, the load reaching past them.
+  while (q < end && readable - q >= 16) {
+    unsigned n = static_cast<unsigned>(end - q);
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    __m128i tab = _mm_cmpeq_epi8(x, tab16);
+    unsigned wsp =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(tab, _mm_cmpeq_epi8(x, space16)))) & ((1u << n) - 1);
+    unsigned drop = wsp & ((wsp << 1) | (prev ? 1u : 0u));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w), _mm_xor_si128(x, _mm_and_si128(tab, tab_to_space16)));
+    if (!drop) {
+      w += n;
+      q += n;
+      prev = ((wsp >> (n - 1)) & 1) != 0;
+      break;
+    }
+    unsigned k = static_cast<unsigned>(__builtin_ctz(drop));
+    w += k;
+    q += k + 1;
+    prev = true;
   }
 #endif
   if constexpr (std::endian::native == std::endian::little) {
@@ -197,7 +186,62 @@ char* relax_run(const char* q, const char* const end, char* w, bool& prev) {
   return w;
 }
 
+// The first CR or LF in [p, end), or end; bytes up to `readable` may be loaded.
+const char* find_break(const char* p, const char* const end, const char* const readable) {
+#if defined(__SSE2__)
+  const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n');
+  while (p < end && readable - p >= 16) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    unsigned hit = static_cast<unsigned>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, cr16), _mm_cmpeq_epi8(x, lf16))));
+    if (end - p < 16) hit &= (1u << (end - p)) - 1;
+    if (hit) return p + __builtin_ctz(hit);
+    if (end - p <= 16) return end;
+    p += 16;
+  }
+#endif
+  while (p < end && *p != '\r' && *p != '\n') ++p;
+  return p;
+}
+
 }  // namespace
+
+void canon_header(const HeaderField& field, Canon canon, std::string& out) {
+  if (canon == Canon::simple) {
+    out.append(field.raw);
+    if (field.raw.size() < 2 || field.raw.substr(field.raw.size() - 2) != "\r\n") out.append("\r\n");
+    return;
+  }
+  std::string_view raw = field.raw;
+  size_t colon = raw.find(':');
+  std::string_view value = colon == std::string_view::npos ? std::string_view() : raw.substr(colon + 1);
+  // Written through a pointer into room for the longest result (and the
+  // 16-byte stores of relax_run).
+  size_t base = out.size();
+  out.resize(base + field.name.size() + 1 + value.size() + 2 + 16);
+  char* w = out.data() + base;
+  for (char c : field.name) *w++ = lower(c);
+  *w++ = ':';
+  // Unfold (every CR and LF goes), WSP runs as one SP, none at either end:
+  // the body's WSP rule over the runs between line breaks, a run carried
+  // across a fold.
+  auto is_space = [](char c) { return is_wsp(c) || c == '\r' || c == '\n'; };
+  const char* p = value.data();
+  const char* e = p + value.size();
+  const char* const readable = raw.data() + raw.size();
+  while (p < e && is_space(*p)) ++p;
+  while (e > p && is_space(e[-1])) --e;
+  bool prev = false;
+  while (p < e) {
+    const char* brk = find_break(p, e, readable);
+    w = relax_run(p, brk, readable, w, prev);
+    p = brk;
+    while (p < e && (*p == '\r' || *p == '\n')) ++p;
+  }
+  *w++ = '\r';
+  *w++ = '\n';
+  out.resize(static_cast<size_t>(w - out.data()));
+}
 
 void canon_body(std::string_view body, Canon canon, std::string& out) {
   canon_body_pieces(body, canon, [&out](std::string_view piece) { out.append(piece); });
@@ -257,9 +301,10 @@ void canon_body_pieces(std::string_view body, Canon canon, const std::function<v
         w = buf;
         if (prev) *w++ = ' ';
       }
-      // Room for the run (output is never longer) and the CRLF.
-      size_t take = std::min(static_cast<size_t>(content_end - q), static_cast<size_t>(buf_end - w) - 2);
-      w = relax_run(q, q + take, w, prev);
+      // Room for the run (output is never longer), a 16-byte store past
+      // its end, and the CRLF.
+      size_t take = std::min(static_cast<size_t>(content_end - q), static_cast<size_t>(buf_end - w) - 18);
+      w = relax_run(q, q + take, end, w, prev);
       q += take;
       if (q == content_end) break;
     }

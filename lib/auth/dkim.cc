@@ -770,7 +770,8 @@ DkimResult verify_signature_field(const MailMessage& msg, const HeaderField& fie
   scratch.clear();
   append_signed_headers(msg, names, hc, scratch);
   const Tag* bt = get("b");
-  std::string blanked(field.raw.substr(0, colon + 1));
+  thread_local std::string blanked;  // its room kept from one message to the next
+  blanked.assign(field.raw.substr(0, colon + 1));
   blanked.append(value.substr(0, bt->value_start));
   blanked.append(value.substr(bt->end));
   blanked.append("\r\n");
@@ -833,7 +834,7 @@ std::vector<DkimResult> dkim_verify(std::string_view message, Resolver& resolver
 
 std::vector<DkimResult> dkim_verify(const MailMessage& msg, Resolver& resolver, const DkimVerifyOptions& options) {
   std::vector<DkimResult> out;
-  std::string scratch;
+  thread_local std::string scratch;  // its room kept from one message to the next
   for (const auto& h : msg.headers()) {
     if (!header_name_equal(h.name, "DKIM-Signature")) continue;
     if (out.size() >= options.max_signatures) break;
