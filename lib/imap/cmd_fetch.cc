@@ -329,6 +329,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
   size_t chunk_begin = 0;
   std::optional<mime::Summary> no_meta;
   std::string fail_text;
+  std::string line;
   for (size_t k = 0; k < idx.size(); ++k) {
     if (out.size() >= kFlushBytes && env_.flush) {
       if (!env_.flush(out)) break;  // the client is gone
@@ -358,7 +359,8 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     }
     if (need_meta && !meta) meta = mime::parse(raw);  // summary missing: parse now
     const mime::Summary* sum = meta ? &*meta : nullptr;
-    std::string line = fetch_head(idx[k]);
+    line.clear();  // reused: one buffer for every message's line
+    append_fetch_head(line, idx[k]);
     bool first = true;
     bool flags_done = false;
     auto sep = [&] {
@@ -369,7 +371,8 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
       sep();
       switch (it.kind) {
         case Item::flags:
-          line += "FLAGS " + flags_string(m);
+          line += "FLAGS ";
+          append_flags(line, m);
           flags_done = true;
           break;
         case Item::internaldate: line += "INTERNALDATE \"" + format_internal_date(m.internal_date) + "\""; break;
@@ -464,7 +467,10 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
         }
       }
     }
-    if (seen_changed[idx[k]] && !flags_done) line += " FLAGS " + flags_string(m);
+    if (seen_changed[idx[k]] && !flags_done) {
+      line += " FLAGS ";
+      append_flags(line, m);
+    }
     if (condstore_ && seen_changed[idx[k]] &&
         std::none_of(items.begin(), items.end(), [](const Item& i) { return i.kind == Item::modseq; }))
       line += " MODSEQ (" + std::to_string(m.modseq) + ")";

@@ -211,9 +211,11 @@ class Session {
   // Message indexes (0-based) a set names; `uid` says whether it holds UIDs.
   std::vector<size_t> resolve(const SeqSet& set, bool uid) const;
   std::string flags_string(const store::MessageEntry& m) const;
+  void append_flags(std::string& out, const store::MessageEntry& m) const;
   // The start of a FETCH response: "* N FETCH (", or "* UID UIDFETCH (" after
   // ENABLE UIDONLY (RFC 9586), where no response carries a sequence number.
   std::string fetch_head(size_t index) const;
+  void append_fetch_head(std::string& out, size_t index) const;
   void fetch_flags_line(std::string& out, size_t index, bool with_uid) const;
 
   SessionEnv env_;
