@@ -78,8 +78,9 @@ void Session::cmd_store(const std::string& tag, Parser& p, std::string& out, boo
     if (std::binary_search(modified.begin(), modified.end(), sel_->msgs[i].uid)) continue;
     if (silent && !(condstore_ && touched[i])) continue;
     if (silent) {
-      out += fetch_head(i) + (uid && !uidonly_ ? "UID " + std::to_string(sel_->msgs[i].uid) + " " : "") +
-             "MODSEQ (" + std::to_string(sel_->msgs[i].modseq) + "))\r\n";
+      append_fetch_head(out, i);
+      out += (uid && !uidonly_ ? "UID " + std::to_string(sel_->msgs[i].uid) + " " : "") + "MODSEQ (" +
+             std::to_string(sel_->msgs[i].modseq) + "))\r\n";
       continue;
     }
     fetch_flags_line(out, i, uid);

@@ -202,12 +202,6 @@ void Session::dispatch(const std::string& tag, const std::string& c, Parser& p, 
 
 // ---- the sequence map ---------------------------------------------------------------
 
-std::string Session::flags_string(const store::MessageEntry& m) const {
-  std::string f;
-  append_flags(f, m);
-  return f;
-}
-
 // Appends in place: FETCH 1:* renders 100k of these (no temporaries each).
 void Session::append_flags(std::string& out, const store::MessageEntry& m) const {
   out += '(';
@@ -224,12 +218,6 @@ void Session::append_flags(std::string& out, const store::MessageEntry& m) const
   if (m.flags & store::flag::draft) add("\\Draft");
   for (const auto& k : m.keywords) add(k);
   out += ')';
-}
-
-std::string Session::fetch_head(size_t index) const {
-  std::string h;
-  append_fetch_head(h, index);
-  return h;
 }
 
 void Session::append_fetch_head(std::string& out, size_t index) const {

@@ -210,11 +210,10 @@ class Session {
   std::string mailbox_to_imap(const std::string& name) const;
   // Message indexes (0-based) a set names; `uid` says whether it holds UIDs.
   std::vector<size_t> resolve(const SeqSet& set, bool uid) const;
-  std::string flags_string(const store::MessageEntry& m) const;
+  // The flag list of a FETCH response: (\Seen \Flagged ...).
   void append_flags(std::string& out, const store::MessageEntry& m) const;
   // The start of a FETCH response: "* N FETCH (", or "* UID UIDFETCH (" after
   // ENABLE UIDONLY (RFC 9586), where no response carries a sequence number.
-  std::string fetch_head(size_t index) const;
   void append_fetch_head(std::string& out, size_t index) const;
   void fetch_flags_line(std::string& out, size_t index, bool with_uid) const;
 

@@ -309,7 +309,7 @@ Result<FlagsUpdateResp> RocksStore::flags_update(const FlagsUpdateReq& req) {
     keys.reserve(uids.size());
     for (Uid uid : uids) keys.push_back(key::message(mb.id, uid));
     MAIL_ASSIGN_OR_RETURN(auto found_all, txn.get_many(keys));
-    std::vector<ModSeq> old_modseqs;
+    std::vector<std::pair<ModSeq, Uid>> old_index;  // the modseq index entries the changes replace
     for (size_t n = 0; n < uids.size(); ++n) {
       Uid uid = uids[n];
       if (!found_all[n]) continue;
@@ -350,16 +350,13 @@ Result<FlagsUpdateResp> RocksStore::flags_update(const FlagsUpdateReq& req) {
         if (flags & flag::deleted) mb.deleted++;
         else mb.deleted = mb.deleted ? mb.deleted - 1 : 0;
       }
-      old_modseqs.push_back(e.modseq);
+      old_index.emplace_back(e.modseq, uid);
       e.flags = flags;
       e.keywords = std::move(kw);
       e.modseq = modseq;
       changed.push_back(uid);
       resp.updated.push_back(std::move(e));
     }
-    std::vector<std::pair<ModSeq, Uid>> old_index;
-    old_index.reserve(changed.size());
-    for (size_t n = 0; n < changed.size(); ++n) old_index.emplace_back(old_modseqs[n], changed[n]);
     std::sort(old_index.begin(), old_index.end());
     for (const auto& [old, uid] : old_index) txn.del(key::modseq(mb.id, old, uid));
     for (Uid uid : changed) txn.put_record(key::modseq(mb.id, modseq, uid), ModseqRecord{uid, false});  // ascending

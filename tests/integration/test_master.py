@@ -372,12 +372,20 @@ def test_a_service_that_never_reports_ready_is_killed_and_restarted(datadir, tmp
     assert r.returncode != 0 and b"ready-timeout" in r.stderr, r.stderr
 
 
-def test_own_service_gets_sockets_environment_and_readiness(datadir, tmp_path):
+def hello_stack(datadir, tmp_path, args=(), settings=""):
+    """A Stack running OWN_SERVICE as [services.hello] (`settings`: more of its
+    lines) on a free port; returns the Stack and the port."""
     script = tmp_path / "own.py"
     script.write_text(OWN_SERVICE)
     port = free_port()
-    st = Stack(datadir, tmp_path, extra=f'[services.hello]\nprogram = "/usr/bin/python3"\n'
-                                        f'args = ["{script}", "--greeting", "hi"]\nlisten = ["greet=127.0.0.1:{port}"]\n')
+    argv = ", ".join(f'"{a}"' for a in (str(script), *args))
+    st = Stack(datadir, tmp_path, extra=f'[services.hello]\nprogram = "/usr/bin/python3"\n{settings}'
+                                        f'args = [{argv}]\nlisten = ["greet=127.0.0.1:{port}"]\n')
+    return st, port
+
+
+def test_own_service_gets_sockets_environment_and_readiness(datadir, tmp_path):
+    st, port = hello_stack(datadir, tmp_path, args=("--greeting", "hi"))
     try:
         hello = service(control(datadir, "status"), "hello")
         assert hello["state"] == "running" and hello["listen"] == [f"greet=127.0.0.1:{port}"]
@@ -393,11 +401,7 @@ def test_a_service_runs_as_its_own_user(datadir, tmp_path):
     import pwd
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    script = tmp_path / "own.py"
-    script.write_text(OWN_SERVICE)
-    port = free_port()
-    st = Stack(datadir, tmp_path, extra=f'[services.hello]\nprogram = "/usr/bin/python3"\nuser = "nobody"\n'
-                                        f'args = ["{script}"]\nlisten = ["greet=127.0.0.1:{port}"]\n')
+    st, port = hello_stack(datadir, tmp_path, settings='user = "nobody"\n')
     try:
         status = control(datadir, "status")
         hello = service(status, "hello")
@@ -449,7 +453,6 @@ def test_control_socket_answers_while_the_store_starts(datadir, tmp_path):
 
 
 def test_mailctl_logs_follow_shows_new_lines(stack):
-    import subprocess
     follow = subprocess.Popen([binary("mailctl"), "--data-dir", stack.datadir, "logs", "-f", "-n", "0", "smtpd"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
