@@ -235,6 +235,23 @@ def tls_context():
     return ctx
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """As root, each pytest session gets its own base directory for tmp_path.
+    The shared /tmp/pytest-of-root is set back to 0700 by every session that
+    starts (ctest runs several at once), which cut the daemons, dropped to `mail`,
+    off from files of their test's directory in the middle of a test."""
+    if os.geteuid() == 0 and not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-mailtk-")
+        config.mailtk_own_basetemp = config.option.basetemp
+
+
+def pytest_sessionfinish(session, exitstatus):
+    own = getattr(session.config, "mailtk_own_basetemp", None)
+    if own and exitstatus == 0:  # a failed session's files are kept to look at
+        shutil.rmtree(own, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def traversable_tmp_path(tmp_path):
     """Started as root, the daemons drop to the unprivileged `mail` user (they
