@@ -272,6 +272,7 @@ const Field kFields[] = {
     MAIL_FIELD(queue, tls_ca_file, "PEM file of CAs trusted besides the system's for verified TLS (MTA-STS, smarthost).", nullptr),
     MAIL_FIELD(queue, dane, "Apply DANE (RFC 7672) TLSA records of MX hosts; needs a readable dnssec_trust_anchor.", nullptr),
     MAIL_FIELD(queue, dnssec_trust_anchor, "DNSSEC trust anchors (DS/DNSKEY zone lines) the DANE lookups validate from.", nullptr),
+    MAIL_FIELD(queue, dane_recheck_s, "Seconds DANE stays off after the anchor could not be read or validated, before asking again.", positive),
     MAIL_FIELD(queue, delay_warning_s, "Seconds after which deferred recipients with NOTIFY=DELAY get one delay report; 0: never.", nullptr),
     MAIL_FIELD(queue, session_idle_s, "Seconds an SMTP session stays open for the next message to the same host; 0: one session per message.", nullptr),
     MAIL_FIELD(auth, verify_inbound, "Check SPF, DKIM, DMARC and ARC of MX mail and add Authentication-Results.", nullptr),

@@ -95,6 +95,7 @@ struct QueueConfig {
   std::string tls_ca_file;            // CAs trusted besides the system's for verified TLS
   bool dane = true;                   // DANE (RFC 7672) for MX hosts, when the trust anchor file can be read
   std::string dnssec_trust_anchor = "/usr/share/dns/root.key";  // DS/DNSKEY lines DANE lookups validate from
+  uint32_t dane_recheck_s = 600;      // DANE stays off this long when the resolver did not validate the anchor
   uint32_t session_idle_s = 5;        // an SMTP session kept this long for the next message; 0: never
   uint32_t delay_warning_s = 4 * 3600;  // NOTIFY=DELAY recipients deferred this long get one report; 0: never
 

@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "auth/resolver.h"
@@ -108,6 +110,7 @@ Result<std::unique_ptr<DnssecResolver>> make_dnssec_resolver(const std::string& 
 
 Status check_validation(DnssecResolver& resolver, const std::string& trust_anchor_file) {
   std::ifstream in(trust_anchor_file);
+  if (!in) return error(Code::unavailable, "cannot read " + trust_anchor_file + ": " + std::strerror(errno));
   std::string line, owner;
   while (owner.empty() && std::getline(in, line)) {
     size_t start = line.find_first_not_of(" \t");

@@ -106,6 +106,26 @@ int64_t steady_ms() {
 }
 }  // namespace
 
+// Asked at the first delivery, not at start: a DNS that does not answer must
+// not hold up the daemon's readiness. A failure (anchor unreadable, DNSKEY not
+// validated) is asked again later rather than turning DANE off for good; the
+// deliveries between go without DANE, as the log says.
+bool Runner::dane_validates() {
+  const int64_t recheck_ms = int64_t{setup_.config.dane_recheck_s} * 1000;
+  std::lock_guard lock(dane_mu_);
+  if (dane_ok_) return true;
+  const int64_t now = steady_ms();
+  if (dane_next_check_ != 0 && now < dane_next_check_) return false;
+  Status st = check_validation(*dane_, setup_.config.dnssec_trust_anchor);
+  dane_ok_ = st.is_ok();
+  if (!dane_ok_)
+    log::warn("queue: DANE is off for {} s: {}", setup_.config.dane_recheck_s, st.message());
+  else if (dane_next_check_ != 0)
+    log::info("queue: DANE is on again: the resolver validates the trust anchor");
+  dane_next_check_ = now + recheck_ms;
+  return dane_ok_;
+}
+
 std::unique_ptr<SmtpClient> Runner::take_session(const std::string& key) {
   for (;;) {
     std::unique_ptr<SmtpClient> client;
@@ -258,17 +278,7 @@ void Runner::deliver_domain(const std::string& domain, const QueueEntry& e, std:
   // TLSA records decide; where any host has them, DANE wins over MTA-STS
   // (RFC 8461 2). A bogus MX answer defers: never a downgrade.
   std::map<std::string, DanePolicy> dane;
-  // Whether the resolver validates is asked at the first delivery, not at
-  // start: a DNS that does not answer must not hold up the daemon's readiness.
-  if (dane_) {
-    std::call_once(dane_checked_, [this] {
-      if (Status st = check_validation(*dane_, setup_.config.dnssec_trust_anchor); !st) {
-        log::warn("queue: DANE is off: {}", st.message());
-        dane_off_ = true;
-      }
-    });
-  }
-  if (!route->smarthost && dane_ && !dane_off_) {
+  if (!route->smarthost && dane_ && dane_validates()) {
     auto secure = dane_domain_secure(*dane_, domain);
     if (!secure) {
       record_tls(domain, false, secure.status().message(), "tlsa", "dnssec-invalid");

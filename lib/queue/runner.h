@@ -80,8 +80,10 @@ class Runner {
   std::unique_ptr<StsPolicies> sts_;                    // null when queue.mta_sts is off
   std::unique_ptr<DnssecResolver> dane_;                // null when DANE is off
   std::shared_ptr<service::TlsContext> dane_tls_;       // checks peers against TLSA records
-  std::once_flag dane_checked_;                         // check_validation, at the first delivery
-  std::atomic<bool> dane_off_{false};                   // it failed
+  bool dane_validates();  // check_validation, at the first delivery and again while it fails
+  std::mutex dane_mu_;
+  bool dane_ok_ = false;
+  int64_t dane_next_check_ = 0;  // steady clock, s; 0: not asked yet
   struct Idle {
     std::string key;
     std::unique_ptr<SmtpClient> client;

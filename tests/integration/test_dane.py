@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import dnslib
 import pytest
@@ -311,7 +312,32 @@ def test_resolver_without_dnssec_turns_dane_off(dane, tmp_path):
     dane.start_queued()
     wait_empty(dane)
     assert len(sink.messages) == 1
-    assert "DANE is off: the resolver does not validate" in dane.queued.log_text()
+    assert re.search(r"DANE is off for \d+ s: the resolver does not validate", dane.queued.log_text())
+
+def test_dane_is_asked_again_after_the_anchor_could_not_be_read(dane):
+    # the anchor unreadable at the first delivery turns DANE off for
+    # queue.dane_recheck_s, not for good: once readable, DANE applies again
+    sink = dane.dane_sink("127.0.0.55", cert="not-the-mx-name.other")
+    dane.zones.mx("again.example", "127.0.0.55", dane.port,
+                  f"3 1 1 {spki_sha256(dane.pem('not-the-mx-name.other'))}")
+    dane.zones.start()
+    dane.zone.port = dane.zones.port
+    dane.extra_config = f'dnssec_trust_anchor = "{dane.zones.trust_anchor}"\ndane_recheck_s = 1\n'
+    dane.start_queued()
+    os.chmod(dane.zones.trust_anchor, 0)
+    dane.sendmail("-f", JOE, "far@again.example")
+    wait_empty(dane)
+    os.chmod(dane.zones.trust_anchor, 0o644)
+    time.sleep(1.2)
+    dane.sendmail("-f", JOE, "far@again.example")
+    wait_empty(dane)
+    log = dane.queued.log_text()
+    assert len(sink.messages) == 2
+    assert re.search(r"DANE is off for 1 s: cannot read .*trust-anchor.ds", log), log
+    assert "DANE is on again" in log, log
+    delivered = re.findall(r" delivered .* tls=(\w+)$", log, re.M)
+    assert delivered == ["unverified", "dane"], log
+
 
 def test_tls_report_of_the_day_reaches_the_rua_mailbox(dane):
     import gzip
