@@ -324,6 +324,8 @@ def test_dane_is_asked_again_after_the_anchor_could_not_be_read(dane):
     dane.zone.port = dane.zones.port
     dane.extra_config = f'dnssec_trust_anchor = "{dane.zones.trust_anchor}"\ndane_recheck_s = 1\n'
     dane.start_queued()
+    # readable at start (else DANE stays off until a restart), unreadable at the first delivery
+    wait_for(lambda: "delivering" in dane.queued.log_text(), what="mail-queued running")
     os.chmod(dane.zones.trust_anchor, 0)
     dane.sendmail("-f", JOE, "far@again.example")
     wait_empty(dane)
