@@ -330,8 +330,8 @@ Result<Output> dmarc_send(Store& s, const Args& args) {
     }
     auth::DmarcReportRow row;
     if (!decode(item.value, row)) continue;
-    if (run.keep_days && row.time < run.now - static_cast<int64_t>(run.keep_days) * 86400) done_keys.insert(item.key);
     std::string day = auth::utc_day(row.time);
+    if (run.expired(day)) done_keys.insert(item.key);  // whole days, as the day's delivery record
     if (!run.reports_on(day)) continue;
     auto& g = groups[{row.policy_domain, day}];
     g.keys.push_back(item.key);

@@ -170,5 +170,21 @@ TEST_F(ReportSendTest, OldDeliveryRecordsGoWithTheirDays) {
   EXPECT_EQ(keys_in(kTlsRptNamespace), 0u);
 }
 
+TEST_F(ReportSendTest, DmarcRowsExpireByWholeDays) {
+  // Both ends of the oldest day kept (--keep-days 7): they go together on a
+  // later run, with the day's delivery record, never half a day's report.
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const std::string oldest = auth::utc_day(now - 7 * 86400);
+  for (int64_t t : {*day_start(oldest), *day_start(oldest) + 86399}) {
+    auth::DmarcReportRow row;
+    row.time = t;
+    row.source_ip = "192.0.2.1";
+    row.header_from = row.policy_domain = "p.example";
+    ASSERT_TRUE(store_->data_put({{0, std::string(auth::kDmarcNamespace), auth::dmarc_row_key(row)}, encode(row)}).is_ok());
+  }
+  ASSERT_TRUE(run(dmarc_send).is_ok());
+  EXPECT_EQ(keys_in(auth::kDmarcNamespace), 2u);
+}
+
 }  // namespace
 }  // namespace mail::admin
