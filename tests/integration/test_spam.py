@@ -2,10 +2,15 @@
 output forms and exit codes, per-account models, rule files, the store offline
 and through mail-stored, and bad input. Messages are generated (a small,
 varied set) so the test needs no corpus."""
+import imaplib
 import json
 import random
+import smtplib
+import threading
+import time
 
 import pytest
+from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
 
 EX_USAGE, EX_NOINPUT, EX_NOUSER, EX_CONFIG = 64, 66, 67, 78
 USER = "user@example.test"
@@ -79,6 +84,58 @@ def train_all(run, datadir, corpus, *extra):
     out = json.loads(spamscore(run, datadir, "train", "--spam", "--format", "json", *extra,
                                str(corpus["mbox"])).stdout)
     assert out["learned"] == 6, out
+
+
+def mail_config(tmp_path, store_dir, text):
+    config = tmp_path / "mail.toml"
+    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n' + text)
+    return str(config)
+
+
+def serve(daemons, store_dir, tmp_path, config=None, smtpds=1, imap=False):
+    """Starts `smtpds` mail-smtpd (an mx listener each) and, with `imap`, a
+    mail-imapd on the store; returns (the mx ports, the IMAP port)."""
+    if config:
+        make_cert(store_dir)
+        hand_over(store_dir)
+    args = ["--data-dir", store_dir] + (["--config", config] if config else [])
+    mx = [free_port() for _ in range(smtpds)]
+    procs = [daemons.start([binary("mail-smtpd"), *args, "--listen", f"mx=127.0.0.1:{port}"],
+                           log=str(tmp_path / f"smtpd{i}.log")) for i, port in enumerate(mx)]
+    imap_port = free_port() if imap else None
+    if imap:
+        procs.append(daemons.start([binary("mail-imapd"), *args, "--listen", f"imap=127.0.0.1:{imap_port}"],
+                                   log=str(tmp_path / "imapd.log")))
+    ports = mx + ([imap_port] if imap else [])
+    wait_for(lambda: all(port_open(p) for p in ports) or not all(d.alive() for d in procs), what="daemon ports")
+    for d in procs:
+        assert d.alive(), d.log_text()
+    return mx, imap_port
+
+
+def add_users(run, store_dir, users):
+    for u in users:
+        r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
+        assert r.returncode == 0, r.stderr.decode()
+
+
+def parcel_notice(name):
+    """One bulk body, personalized with the recipient's name."""
+    return (f"From: Parcel Service <track@parcels.example>\r\nTo: {name}\r\nSubject: Your parcel\r\n"
+            "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <p@parcels.example>\r\n\r\n"
+            f"Dear {name}, your parcel 4711 could not be delivered because the address was incomplete.\r\n"
+            "Please confirm your details within two days or the parcel returns to the sender.\r\n")
+
+
+def spam_status(imap_port, user, num="1"):
+    """The X-Spam-Status field of message `num` in user's INBOX, unfolded."""
+    m = imaplib.IMAP4("127.0.0.1", imap_port, timeout=20)
+    m.login(user, "pw")
+    m.select("INBOX")
+    typ, data = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
+    m.logout()
+    assert typ == "OK", data
+    return " ".join(data[0][1].decode().split())
 
 
 def test_train_check_untrain_offline(run, store_dir, corpus):
@@ -193,19 +250,9 @@ def test_bad_input_gives_a_verdict(run, store_dir):
 
 
 def test_smtp_filter_rejects_spam_and_accepts_ham(run, store_dir, corpus, stored, daemons, tmp_path):
-    import smtplib
-    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     train_all(run, store_dir, corpus)
-    config = tmp_path / "mail.toml"
-    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nrequired_score = "4.0"\n'
-                      'reject_score = "6.0"\n')
-    make_cert(store_dir)
-    hand_over(store_dir)
-    mx = free_port()
-    smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
-                           "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
-    wait_for(lambda: port_open(mx) or not smtpd.alive(), what="mail-smtpd port")
-    assert smtpd.alive(), smtpd.log_text()
+    config = mail_config(tmp_path, store_dir, '[spam]\nrequired_score = "4.0"\nreject_score = "6.0"\n')
+    (mx,), _ = serve(daemons, store_dir, tmp_path, config)
     s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
     s.ehlo("client.example")
     with pytest.raises(smtplib.SMTPDataError) as refused:
@@ -218,13 +265,7 @@ def test_smtp_filter_rejects_spam_and_accepts_ham(run, store_dir, corpus, stored
 
 
 def test_imap_move_into_and_out_of_junk_trains(run, store_dir, corpus, stored, daemons, tmp_path):
-    import imaplib
-    from conftest import binary, free_port, port_open, wait_for
-    port = free_port()
-    imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{port}"],
-                          log=str(tmp_path / "imapd.log"))
-    wait_for(lambda: port_open(port) or not imapd.alive(), what="mail-imapd port")
-    assert imapd.alive(), imapd.log_text()
+    _, port = serve(daemons, store_dir, tmp_path, smtpds=0, imap=True)
     m = imaplib.IMAP4("127.0.0.1", port, timeout=20)
     m.login(USER, "pw")
     m.create("Junk")
@@ -248,24 +289,10 @@ def test_junk_filing_through_smtp_then_imap(run, store_dir, corpus, stored, daem
     """Spam at required_score goes to Junk with $Junk (smtplib in, imaplib out);
     X-Spam-* fields a sender forged are gone; with [spam] learn_from_imap off,
     moving it out of Junk trains nothing."""
-    import imaplib
-    import smtplib
-    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     train_all(run, store_dir, corpus)
-    config = tmp_path / "mail.toml"
-    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nrequired_score = "4.0"\n'
-                      'reject_score = "0"\nlearn_from_imap = false\n')
-    make_cert(store_dir)
-    hand_over(store_dir)
-    mx, imap = free_port(), free_port()
-    smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
-                           "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
-    imapd = daemons.start([binary("mail-imapd"), "--config", str(config), "--data-dir", store_dir,
-                           "--listen", f"imap=127.0.0.1:{imap}"], log=str(tmp_path / "imapd.log"))
-    wait_for(lambda: (port_open(mx) and port_open(imap)) or not smtpd.alive() or not imapd.alive(),
-             what="mail-smtpd and mail-imapd ports")
-    assert smtpd.alive(), smtpd.log_text()
-    assert imapd.alive(), imapd.log_text()
+    config = mail_config(tmp_path, store_dir,
+                         '[spam]\nrequired_score = "4.0"\nreject_score = "0"\nlearn_from_imap = false\n')
+    (mx,), imap = serve(daemons, store_dir, tmp_path, config, imap=True)
     forged = "X-Spam-Status: No, score=-10.0 required=5.0 tests=none\r\nX-Spam-Flag: NO\r\nx-spam-score: -10\r\n"
     s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
     s.ehlo("client.example")
@@ -305,48 +332,19 @@ def test_bulk_digest_counts_local_users(run, store_dir, stored, daemons, tmp_pat
     """One body (personalized: the name differs) sent with smtplib to user after
     user: BULK_DIGEST fires from the third distinct local user on
     ([spam] bulk_min_users = 3); another body does not."""
-    import imaplib
-    import smtplib
-    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     users = [f"u{i}@example.test" for i in range(1, 5)]
-    for u in users:
-        r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
-        assert r.returncode == 0, r.stderr.decode()
-    config = tmp_path / "mail.toml"
-    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nbulk_min_users = 3\n')
-    make_cert(store_dir)
-    hand_over(store_dir)
-    mx, imap = free_port(), free_port()
-    smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
-                           "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
-    imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{imap}"],
-                          log=str(tmp_path / "imapd.log"))
-    wait_for(lambda: (port_open(mx) and port_open(imap)) or not smtpd.alive() or not imapd.alive(),
-             what="mail-smtpd and mail-imapd ports")
-    assert smtpd.alive(), smtpd.log_text()
-
-    def body(name):
-        return (f"From: Parcel Service <track@parcels.example>\r\nTo: {name}\r\nSubject: Your parcel\r\n"
-                "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <p@parcels.example>\r\n\r\n"
-                f"Dear {name}, your parcel 4711 could not be delivered because the address was incomplete.\r\n"
-                "Please confirm your details within two days or the parcel returns to the sender.\r\n")
+    add_users(run, store_dir, users)
+    config = mail_config(tmp_path, store_dir, "[spam]\nbulk_min_users = 3\n")
+    (mx,), imap = serve(daemons, store_dir, tmp_path, config, imap=True)
     s = smtplib.SMTP("127.0.0.1", mx, timeout=20)
     s.ehlo("client.example")
     for u in users[:3]:
-        s.sendmail("track@parcels.example", [u], body(u.split("@")[0]))
+        s.sendmail("track@parcels.example", [u], parcel_notice(u.split("@")[0]))
     s.sendmail("alice@example.org", [users[3]], "From: alice@example.org\r\nSubject: notes\r\n\r\n"
                "Meeting notes: we agreed to ship the release on Friday after the last review of the patches.\r\n")
     s.quit()
-
-    def status(user):
-        m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
-        m.login(user, "pw")
-        m.select("INBOX")
-        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
-        m.logout()
-        return " ".join(data[0][1].decode().split())
-    fired = [("BULK_DIGEST" in status(u)) for u in users]
-    assert fired == [False, False, True, False], [status(u) for u in users]
+    statuses = [spam_status(imap, u) for u in users]
+    assert [("BULK_DIGEST" in st) for st in statuses] == [False, False, True, False], statuses
 
 
 def test_bulk_digest_counts_concurrent_deliveries_exactly(run, store_dir, stored, daemons, tmp_path):
@@ -355,34 +353,10 @@ def test_bulk_digest_counts_concurrent_deliveries_exactly(run, store_dir, stored
     the digest's sets in its writer transaction, so none is lost. With
     [spam] bulk_min_users = 17, BULK_DIGEST fires for a 17th user only if all
     16 were counted; and not for any of the 16."""
-    import imaplib
-    import smtplib
-    import threading
-    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
     users = [f"c{i}@example.test" for i in range(17)]
-    for u in users:
-        r = run("mailctl", "--data-dir", store_dir, "account", "add", u, "--password-stdin", input="pw\n")
-        assert r.returncode == 0, r.stderr.decode()
-    config = tmp_path / "mail.toml"
-    config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[spam]\nbulk_min_users = 17\n')
-    make_cert(store_dir)
-    hand_over(store_dir)
-    ports = [free_port(), free_port()]
-    smtpds = [daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
-                             "--listen", f"mx=127.0.0.1:{p}"], log=str(tmp_path / f"smtpd{i}.log"))
-              for i, p in enumerate(ports)]
-    imap = free_port()
-    imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{imap}"],
-                          log=str(tmp_path / "imapd.log"))
-    wait_for(lambda: all(port_open(p) for p in ports + [imap]) or not all(d.alive() for d in smtpds + [imapd]),
-             what="mail-smtpd and mail-imapd ports")
-    assert all(d.alive() for d in smtpds), [d.log_text() for d in smtpds]
-
-    def body(name):
-        return (f"From: Parcel Service <track@parcels.example>\r\nTo: {name}\r\nSubject: Your parcel\r\n"
-                "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <p@parcels.example>\r\n\r\n"
-                f"Dear {name}, your parcel 4711 could not be delivered because the address was incomplete.\r\n"
-                "Please confirm your details within two days or the parcel returns to the sender.\r\n")
+    add_users(run, store_dir, users)
+    config = mail_config(tmp_path, store_dir, "[spam]\nbulk_min_users = 17\n")
+    ports, imap = serve(daemons, store_dir, tmp_path, config, smtpds=2, imap=True)
 
     # Every client connects and says EHLO first, then all send at once.
     clients, errors = [], []
@@ -395,7 +369,7 @@ def test_bulk_digest_counts_concurrent_deliveries_exactly(run, store_dir, stored
     def send(s, u):
         try:
             start.wait()
-            s.sendmail("track@parcels.example", [u], body(u.split("@")[0]))
+            s.sendmail("track@parcels.example", [u], parcel_notice(u.split("@")[0]))
             s.quit()
         except Exception as e:  # reported below, with the user
             errors.append((u, repr(e)))
@@ -406,18 +380,10 @@ def test_bulk_digest_counts_concurrent_deliveries_exactly(run, store_dir, stored
         t.join()
     assert not errors, errors
     s = smtplib.SMTP("127.0.0.1", ports[0], timeout=30)
-    s.sendmail("track@parcels.example", [users[16]], body("c16"))
+    s.sendmail("track@parcels.example", [users[16]], parcel_notice("c16"))
     s.quit()
-
-    def status(user):
-        m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
-        m.login(user, "pw")
-        m.select("INBOX")
-        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
-        m.logout()
-        return " ".join(data[0][1].decode().split())
-    fired = [("BULK_DIGEST" in status(u)) for u in users]
-    assert fired == [False] * 16 + [True], [status(u) for u in users]
+    statuses = [spam_status(imap, u) for u in users]
+    assert [("BULK_DIGEST" in st) for st in statuses] == [False] * 16 + [True], statuses
 
 
 def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tmp_path):
@@ -425,12 +391,8 @@ def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tm
     127.0.0.1): the client IP and a link domain listed fire RCVD_IN_/URI_IN_;
     a second message within the cache time asks DNS nothing (the answers' TTL
     is 1 s, so libunbound's own cache has let go by then)."""
-    import imaplib
-    import smtplib
-    import time
     pytest.importorskip("dnslib")
     from authdns import LocalDns
-    from conftest import binary, free_port, hand_over, make_cert, port_open, wait_for
 
     class Counting(dict):
         asked = {}
@@ -441,19 +403,9 @@ def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tm
     dns = LocalDns(Counting({("1.0.0.127.bl.example", "A"): ["127.0.0.2"],
                              ("listed.example.uribl.example", "A"): ["127.0.0.2"]}))
     try:
-        config = tmp_path / "mail.toml"
-        config.write_text(f'[general]\ndata_dir = "{store_dir}"\n[auth]\nresolver = "{dns.address}"\n'
-                          'verify_inbound = false\n[spam]\ndnsbl = "bl.example"\nuribl = "uribl.example"\n')
-        make_cert(store_dir)
-        hand_over(store_dir)
-        mx, imap = free_port(), free_port()
-        smtpd = daemons.start([binary("mail-smtpd"), "--config", str(config), "--data-dir", store_dir,
-                               "--listen", f"mx=127.0.0.1:{mx}"], log=str(tmp_path / "smtpd.log"))
-        imapd = daemons.start([binary("mail-imapd"), "--data-dir", store_dir, "--listen", f"imap=127.0.0.1:{imap}"],
-                              log=str(tmp_path / "imapd.log"))
-        wait_for(lambda: (port_open(mx) and port_open(imap)) or not smtpd.alive() or not imapd.alive(),
-                 what="mail-smtpd and mail-imapd ports")
-        assert smtpd.alive(), smtpd.log_text()
+        config = mail_config(tmp_path, store_dir, f'[auth]\nresolver = "{dns.address}"\nverify_inbound = false\n'
+                             '[spam]\ndnsbl = "bl.example"\nuribl = "uribl.example"\n')
+        (mx,), imap = serve(daemons, store_dir, tmp_path, config, imap=True)
         msg = ("From: a@b.example\r\nSubject: see\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
                "Message-ID: <x@b.example>\r\n\r\nLook at http://www.listed.example/offer and http://fine.example/\r\n")
         for i in range(2):
@@ -463,14 +415,9 @@ def test_dnsbl_and_uribl_through_smtp_cached(run, store_dir, stored, daemons, tm
             s.ehlo("client.example")
             s.sendmail("a@b.example", [USER], msg)
             s.quit()
-        m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
-        m.login(USER, "pw")
-        m.select("INBOX")
-        for num in (b"1", b"2"):
-            typ, data = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (X-Spam-Status)])")
-            status = " ".join(data[0][1].decode().split())
+        for num in ("1", "2"):
+            status = spam_status(imap, USER, num)
             assert "RCVD_IN_BL_EXAMPLE" in status and "URI_IN_URIBL_EXAMPLE" in status, (status, Counting.asked)
-        m.logout()
         assert Counting.asked[("1.0.0.127.bl.example", "A")] == 1, Counting.asked
         assert Counting.asked[("listed.example.uribl.example", "A")] == 1, Counting.asked
     finally:
