@@ -2,7 +2,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -21,15 +20,6 @@
 namespace mail::imap {
 
 namespace {
-
-std::string ssl_error_text() {
-  unsigned long e = ERR_get_error();
-  if (!e) return "unknown TLS error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
 
 // One client connection: the socket, TLS once started, COMPRESS=DEFLATE once
 // started (inside TLS: compressed bytes go through SSL), and the wake eventfd.
@@ -168,7 +158,7 @@ struct Conn {
     timeval zero{0, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
     if (r != 1) {
-      log::debug("TLS handshake failed: {}", ssl_error_text());
+      log::debug("TLS handshake failed: {}", service::openssl_error());
       SSL_free(ssl);
       ssl = nullptr;
       return false;

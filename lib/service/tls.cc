@@ -22,8 +22,6 @@
 
 namespace mail::service {
 
-namespace {
-
 std::string openssl_error() {
   unsigned long e = ERR_get_error();
   if (!e) return "unknown TLS error";
@@ -32,6 +30,8 @@ std::string openssl_error() {
   ERR_clear_error();
   return buf;
 }
+
+namespace {
 
 // Waits until fd is ready (or the daemon stops). 1 ready, 0 timeout, -1 stop/error.
 int wait_fd(int fd, short events, int timeout_ms, bool interruptible = true) {

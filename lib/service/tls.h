@@ -33,6 +33,9 @@ class TlsContext {
   ssl_ctx_st* ctx_;
 };
 
+// The oldest error on this thread's OpenSSL error queue, as text; clears the queue.
+std::string openssl_error();
+
 // Writes a self-signed certificate (EC P-256, 10 years) and its key (mode 0600).
 Status generate_self_signed(const std::string& cert_path, const std::string& key_path, const std::string& hostname);
 
