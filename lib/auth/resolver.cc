@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "base/lines.h"
+
 namespace mail::auth {
 
 std::string_view dns_type_name(DnsType type) {
@@ -95,11 +97,8 @@ std::string unescape(std::string_view s) {
 Status StubResolver::load_zone(std::string_view text) {
   size_t line_no = 0;
   while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    std::string_view line = next_line(text);
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     size_t start = line.find_first_not_of(" \t");
     if (start == std::string_view::npos || line[start] == '#') continue;
     line.remove_prefix(start);

@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "admin/admin.h"
+#include "base/lines.h"
 #include "base/log.h"
 #include "service/daemon.h"
 #include "service/listen.h"
@@ -365,11 +366,7 @@ void Supervisor::read_notify() {
     if (!cred) continue;
     std::string_view text(buf, static_cast<size_t>(n));
     bool ready = false;
-    while (!text.empty()) {  // newline-separated VAR=value assignments
-      size_t nl = text.find('\n');
-      ready = ready || text.substr(0, nl) == "READY=1";
-      text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    }
+    while (!text.empty()) ready = next_line(text) == "READY=1" || ready;  // newline-separated VAR=value
     if (!ready) continue;
     for (auto& c : children_)
       if (c->pid == cred->pid && c->state == State::starting) on_ready(*c);

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "auth/tag_list.h"
+#include "base/lines.h"
 #include "base/log.h"
 #include "queue/route.h"
 #include "queue/smtp_client.h"
@@ -66,11 +67,8 @@ Result<StsPolicy> parse_sts_policy(std::string_view text) {
   bool version = false, mode = false, max_age = false;
   size_t line_no = 0;
   while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    std::string_view line = next_line(text);
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     while (!line.empty() && is_wsp(line.back())) line.remove_suffix(1);
     auto bad = [&](const std::string& why) {
       return error(Code::invalid, "MTA-STS policy line " + std::to_string(line_no) + ": " + why);

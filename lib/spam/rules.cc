@@ -19,6 +19,7 @@
 
 #include "auth/psl.h"
 #include "auth/resolver.h"
+#include "base/lines.h"
 
 namespace mail::spam {
 
@@ -372,9 +373,7 @@ Status RuleSet::load(std::string_view text, std::string_view origin) {
     errors += std::string(origin) + ":" + std::to_string(line_no) + ": " + what;
   };
   while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = trim(text.substr(0, nl));
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    std::string_view line = trim(next_line(text));
     ++line_no;
     if (line.empty() || line.front() == '#') continue;
     auto word = [&]() {
