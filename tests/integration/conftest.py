@@ -227,6 +227,27 @@ def make_cert(datadir):
     return True
 
 
+class LineConn:
+    """A socket read line by line (CRLF), for what smtplib and imaplib cannot express."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def line(self, timeout=20):
+        self.sock.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; had " + repr(self.buf))
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+
 def tls_context():
     """A client context that takes the test certificates."""
     ctx = ssl.create_default_context()

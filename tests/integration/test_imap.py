@@ -14,7 +14,7 @@ import warnings
 
 import pytest
 
-from conftest import BIN_DIR, binary, free_port, hand_over, make_cert, port_open, start_stored, wait_for
+from conftest import BIN_DIR, LineConn, binary, free_port, hand_over, make_cert, port_open, start_stored, wait_for
 
 USER = "joe@example.com"
 PASSWORD = "correct horse"
@@ -50,26 +50,12 @@ class Stack:
         return c
 
 
-class RawClient:
+class RawClient(LineConn):
     """A line-level IMAP connection for what imaplib cannot express."""
 
     def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
+        super().__init__(socket.create_connection(("127.0.0.1", port), timeout=10))
         self.greeting = self.line()
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def line(self, timeout=10):
-        self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed; had " + repr(self.buf))
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
 
     def command(self, tag, text):
         """Sends `tag text` and returns every line up to the tagged answer."""

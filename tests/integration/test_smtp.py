@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import (BIN_DIR, binary, free_port, hand_over, make_cert, port_open, start_stored, tls_context,
-                      wait_for)
+from conftest import (BIN_DIR, LineConn, binary, free_port, hand_over, make_cert, port_open, start_stored,
+                      tls_context, wait_for)
 
 PASSWORD = "correct horse"
 JOE = "joe@example.com"
@@ -85,23 +85,8 @@ class Stack:
         return out
 
 
-class Raw:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def line(self, timeout=20):
-        self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed; had " + repr(self.buf))
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
+class Raw(LineConn):
+    """A line-level SMTP connection."""
 
     def reply(self):
         """One whole (possibly multi-line) reply, as a list of lines."""
