@@ -298,6 +298,21 @@ struct ContentMetaResp {
   std::vector<ContentMeta> metas;  // same order; id 0 where missing
   MAIL_FIELDS(metas)
 };
+// Parts of many contents' summaries (ContentMeta::summary) in one round
+// trip: each the summary's encoding with the string fields outside `fields`
+// (mime::summary_field bits, lib/mime/summary_fields.h) left empty, so a
+// command that needs a few (IMAP ENVELOPE, header fields, SORT/THREAD keys)
+// does not move ~1 KB per message. Same order; "" where a content or its
+// summary is missing.
+struct SummaryFieldsReq {
+  std::vector<ContentId> ids;
+  uint32_t fields = 0;
+  MAIL_FIELDS(ids, fields)
+};
+struct SummaryFieldsResp {
+  std::vector<std::string> summaries;
+  MAIL_FIELDS(summaries)
+};
 
 // ---- per-account data (Sieve scripts, spam tokens, search postings) ------------
 struct DataKey {
@@ -451,6 +466,7 @@ struct MessageInsertResp {
   X(45, changes, ChangesReq, ChangesResp)                        \
   X(46, content_get, ContentReq, ContentResp)                    \
   X(47, content_meta, ContentMetaReq, ContentMetaResp)           \
+  X(95, summary_fields, SummaryFieldsReq, SummaryFieldsResp)     \
   X(48, deliver_batch, DeliverBatchReq, DeliverBatchResp)        \
   X(50, data_put, DataPutReq, Empty)                             \
   X(51, data_get, DataKey, DataValue)                            \

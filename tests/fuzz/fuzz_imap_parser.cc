@@ -13,6 +13,7 @@
 #include "imap/parser.h"
 #include "imap/session.h"
 #include "mime/summary.h"
+#include "mime/summary_fields.h"
 #include "store/store.h"
 
 namespace {
@@ -110,6 +111,12 @@ class FuzzStore : public UnavailableStore {
   Result<ContentResp> content_get(const ContentReq& r) override {
     if (r.id < 100 || r.id > 101) return error(Code::not_found, "no such content");
     return ContentResp{raw(r.id - 100)};
+  }
+  Result<SummaryFieldsResp> summary_fields(const SummaryFieldsReq& r) override {
+    SummaryFieldsResp resp;
+    for (auto id : r.ids)
+      resp.summaries.push_back(id >= 100 && id <= 101 ? mime::project_summary(summaries_[id - 100], r.fields) : "");
+    return resp;
   }
   Result<ContentMetaResp> content_meta(const ContentMetaReq& r) override {
     ContentMetaResp resp;
