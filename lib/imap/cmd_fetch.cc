@@ -2,6 +2,7 @@
 // BODYSTRUCTURE from the stored summary, sections by slicing the raw message.
 #include <algorithm>
 #include <future>
+#include <iterator>
 
 #include "imap/session.h"
 #include "imap/util.h"
@@ -52,7 +53,6 @@ namespace {
 
 constexpr size_t kFetchChunk = 1024;       // summaries per store request (~1 MB)
 constexpr size_t kFlushBytes = 256 << 10;  // output handed to the connection at a time
-constexpr uint64_t kContentChunkBytes = 4 << 20;  // messages read ahead at a time
 
 struct Section {
   std::vector<uint32_t> path;
@@ -203,6 +203,54 @@ void append_literal(std::string& out, std::string_view data, bool binary = false
 
 }  // namespace
 
+std::vector<store::ContentItem> Session::load_contents(const std::vector<size_t>& idx, size_t from, size_t n) {
+  n = std::min(n, idx.size() - std::min(from, idx.size()));
+  // Parts of the range go out as requests in parallel: mail-stored reads them
+  // on several workers, and their waits (for a core, on a loaded machine)
+  // overlap instead of adding up.
+  constexpr size_t kParts = 4, kMinPart = 64;
+  size_t per = std::max(kMinPart, (n + kParts - 1) / kParts);
+  std::vector<std::future<std::vector<store::ContentItem>>> rest;
+  for (size_t b = per; b < n; b += per)
+    rest.push_back(std::async(std::launch::async, [this, &idx, from, b, per, n] {
+      return load_content_range(idx, from + b, std::min(per, n - b));
+    }));
+  auto out = load_content_range(idx, from, std::min(per, n));
+  for (auto& f : rest) {
+    auto part = f.get();
+    std::move(part.begin(), part.end(), std::back_inserter(out));
+  }
+  return out;
+}
+
+std::vector<store::ContentItem> Session::load_content_range(const std::vector<size_t>& idx, size_t from,
+                                                            size_t n) {
+  constexpr uint64_t kRequestBytes = 32 << 20;  // well inside the protocol's frame limit
+  std::vector<store::ContentItem> out;
+  out.reserve(n);
+  while (out.size() < n) {
+    store::ContentManyReq req;
+    req.max_bytes = kRequestBytes;
+    for (size_t k = out.size(); k < n; ++k) req.ids.push_back(sel_->msgs[idx[from + k]].content);
+    auto r = env_.store->content_get_many(req);
+    if (!r || r->contents.empty()) {
+      store::ContentItem failed;
+      failed.code = r ? Code::internal : r.code();
+      if (failed.code == Code::not_found) failed.code = Code::internal;  // not "expunged": the request failed
+      failed.message = r ? "the store answered no content" : r.status().message();
+      out.resize(n, failed);
+      break;
+    }
+    for (auto& c : r->contents)
+      if (out.size() < n) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::string content_failure(const store::ContentItem& item, store::Uid uid) {
+  return no_for(Status(item.code, "cannot read message UID " + std::to_string(uid) + ": " + item.message));
+}
+
 void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, bool uid) {
   std::optional<SeqSet> set;
   auto bad = [&](std::string why) { out += tag + " BAD " + why + "\r\n"; };
@@ -250,9 +298,12 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     items.push_back(Item(Item::modseq));
   bool need_meta = false, need_content = false, need_header = false, sets_seen = false;
   for (const auto& it : items) {
+    // The whole message (BODY[], BINARY[], their partials) needs no summary.
+    bool whole = (it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size) &&
+                 it.sec.path.empty() && it.sec.text.empty();
     if (it.kind == Item::envelope || it.kind == Item::bodystructure || it.kind == Item::body ||
-        it.kind == Item::preview || it.kind == Item::section || it.kind == Item::binary ||
-        it.kind == Item::binary_size || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text)
+        it.kind == Item::preview || it.kind == Item::rfc822_header || it.kind == Item::rfc822_text ||
+        ((it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size) && !whole))
       need_meta = true;
     // The top-level header alone comes from the summary (no message read).
     bool header_only = it.kind == Item::rfc822_header ||
@@ -307,7 +358,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
   struct Chunk {
     size_t end = 0;  // idx[..end) read so far
     std::vector<std::optional<mime::Summary>> metas;
-    std::vector<std::optional<std::string>> raws;
+    std::vector<store::ContentItem> raws;
   };
   auto load = [this, &idx, need_meta, need_content](size_t from) {
     Chunk c;
@@ -316,10 +367,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     while (c.end < idx.size() && c.end - from < kFetchChunk && (!need_content || bytes < kContentChunkBytes))
       bytes += sel_->msgs[idx[c.end++]].size;
     if (need_meta) c.metas = load_summaries(idx, from, c.end - from);
-    for (size_t k = from; need_content && k < c.end; ++k) {
-      auto r = env_.store->content_get({sel_->msgs[idx[k]].content});
-      c.raws.push_back(r ? std::optional<std::string>(std::move(r->bytes)) : std::nullopt);  // none: expunged meanwhile
-    }
+    if (need_content) c.raws = load_contents(idx, from, c.end - from);
     return c;
   };
   bool read_ahead = need_meta || need_content;
@@ -345,8 +393,13 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     std::string raw;
     if (need_content) {
       auto& c = chunk.raws[k - chunk_begin];
-      if (!c) continue;  // expunged meanwhile
-      raw = std::move(*c);
+      if (c.code == Code::not_found) continue;  // expunged meanwhile
+      if (c.code != Code::ok) {
+        // What was sent is whole; the rest is not sent at all.
+        fail_text = content_failure(c, m.uid);
+        break;
+      }
+      raw = std::move(c.bytes);
     } else if (need_header) {
       // Offsets in the header block are the message's own.
       if (meta && !meta->header.empty()) {
@@ -407,22 +460,23 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
         case Item::binary_size: {
           std::string_view rv = raw;
           const mime::Part* part = sum ? mime::find_part(sum->root, it.sec.path) : nullptr;
-          std::string data;
-          bool found = part != nullptr;
+          std::string owned;  // data when it is not a slice of the message
+          std::string_view data;
+          bool found = part != nullptr || (it.sec.path.empty() && it.sec.text.empty());
           if (found) {
             auto slice = [&](uint64_t b, uint64_t e) {
               b = std::min<uint64_t>(b, rv.size());
               e = std::min<uint64_t>(std::max(b, e), rv.size());
-              return std::string(rv.substr(b, e - b));
+              return rv.substr(b, e - b);
             };
             const mime::Part* msg = part;  // the message whose HEADER/TEXT is meant
             if (!it.sec.path.empty() && part->is_message() && !part->children.empty()) msg = &part->children[0];
             const std::string& t = it.sec.text;
             if (it.kind != Item::section) {
-              if (it.sec.path.empty()) data = std::string(rv);
+              if (it.sec.path.empty()) data = rv;
               else data = slice(part->body_begin, part->body_end);
             } else if (t.empty()) {
-              data = it.sec.path.empty() ? std::string(rv) : slice(part->body_begin, part->body_end);
+              data = it.sec.path.empty() ? rv : slice(part->body_begin, part->body_end);
             } else if (t == "MIME") {
               data = slice(part->header_begin, part->body_begin);
             } else if (!it.sec.path.empty() && !part->is_message()) {
@@ -432,8 +486,9 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
             } else if (t == "TEXT") {
               data = slice(msg->body_begin, msg->body_end);
             } else {
-              data = mime::header_fields(slice(msg->header_begin, msg->body_begin), it.sec.fields,
-                                         t == "HEADER.FIELDS.NOT");
+              owned = mime::header_fields(slice(msg->header_begin, msg->body_begin), it.sec.fields,
+                                          t == "HEADER.FIELDS.NOT");
+              data = owned;
             }
             if (found && it.kind != Item::section && !it.sec.path.empty()) {
               // BINARY[] is the message as stored (nothing of it is decoded).
@@ -445,7 +500,8 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
                   fail_text = "NO [UNKNOWN-CTE] " + d.status().message();
                   found = false;
                 } else {
-                  data = std::move(*d);
+                  owned = std::move(*d);
+                  data = owned;
                 }
               }
             }
@@ -458,7 +514,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
           }
           if (it.partial) {
             line += "<" + std::to_string(it.offset) + ">";
-            data = it.offset >= data.size() ? std::string() : data.substr(it.offset, it.length);
+            data = it.offset >= data.size() ? std::string_view() : data.substr(it.offset, it.length);
           }
           line += ' ';
           if (!found) line += it.kind == Item::section ? "\"\"" : "NIL";

@@ -1,5 +1,6 @@
 // SEARCH and UID SEARCH (RFC 9051 keys), with ESEARCH RETURN options and SEARCHRES.
 #include <algorithm>
+#include <cstring>
 #include <future>
 #include <memory>
 
@@ -131,25 +132,54 @@ bool parse_key(Parser& p, Key& k, int depth) {
   return p.fail("unknown search key " + *a);
 }
 
+// ASCII case-insensitive; candidates are found with memchr on either case of
+// the needle's first byte (SEARCH BODY scans every message: std::search with
+// a tolower per byte pair was most of its time).
 bool icontains(std::string_view hay, std::string_view needle) {
   if (needle.empty()) return true;
-  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-  });
-  return it != hay.end();
+  if (needle.size() > hay.size()) return false;
+  auto lower = [](unsigned char c) { return static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c | 0x20 : c); };
+  unsigned char lo = lower(static_cast<unsigned char>(needle[0]));
+  unsigned char up = lo >= 'a' && lo <= 'z' ? static_cast<unsigned char>(lo & ~0x20) : lo;
+  const char* p = hay.data();
+  const char* end = hay.data() + (hay.size() - needle.size() + 1);  // last start + 1
+  auto find = [&](unsigned char c, const char* from) {
+    auto* f = static_cast<const char*>(std::memchr(from, c, static_cast<size_t>(end - from)));
+    return f ? f : end;
+  };
+  const char* next_lo = find(lo, p);
+  const char* next_up = up == lo ? end : find(up, p);
+  while (next_lo < end || next_up < end) {
+    const char* at;
+    if (next_lo < next_up) {
+      at = next_lo;
+      next_lo = find(lo, at + 1);
+    } else {
+      at = next_up;
+      next_up = find(up, at + 1);
+    }
+    size_t i = 1;
+    while (i < needle.size() &&
+           lower(static_cast<unsigned char>(at[i])) == lower(static_cast<unsigned char>(needle[i])))
+      ++i;
+    if (i == needle.size()) return true;
+  }
+  return false;
 }
 
-// Summaries read ahead a chunk at a time from the first message whose
-// evaluation needs one: one store request per chunk, none for messages that
-// cheaper keys (flags, UID, sequence) already ruled out. Once one chunk was
-// needed, the next is read on another thread while this one is searched.
-struct SummaryWindow {
-  std::function<std::vector<mime::Summary>(size_t first)> fill;
+// Summaries (and contents) read ahead a chunk at a time from the first
+// message whose evaluation needs one: one store request per chunk, none for
+// messages that cheaper keys (flags, UID, sequence) already ruled out. Once
+// one chunk was needed, the next is read on another thread while this one is
+// searched.
+template <class T>
+struct ReadAhead {
+  std::function<std::vector<T>(size_t first)> fill;
   size_t base = 0;
-  std::vector<mime::Summary> sums;
+  std::vector<T> sums;
   size_t ahead_base = 0;
-  std::future<std::vector<mime::Summary>> ahead;
-  const mime::Summary& get(size_t i) {
+  std::future<std::vector<T>> ahead;
+  const T& get(size_t i) {
     if (i < base || i - base >= sums.size()) {
       sums = ahead.valid() && ahead_base == i ? ahead.get() : fill(i);
       base = i;
@@ -161,22 +191,26 @@ struct SummaryWindow {
   }
 };
 
+using SummaryWindow = ReadAhead<mime::Summary>;
+
 struct Ctx {
   store::Store* store;
   const store::MessageEntry* m;
   uint32_t msn, max_msn, max_uid;
   const std::vector<store::Uid>* saved;
   SummaryWindow* window;
-  std::optional<std::string> raw;
+  ReadAhead<store::ContentItem>* contents;
+  std::string* failure;  // set when a content could not be read (the command answers NO)
+  const store::ContentItem* raw = nullptr;
   const mime::Summary* sum = nullptr;
   bool uses_modseq = false;
   bool recent = false;  // \Recent in this session
-  const std::string& content() {
-    if (!raw) {
-      auto c = store->content_get({m->content});
-      raw = c ? std::move(c->bytes) : std::string();
-    }
-    return *raw;
+  // The message; empty when it was expunged meanwhile or could not be read.
+  std::string_view content() {
+    if (!raw) raw = &contents->get(msn - 1);
+    if (raw->code != Code::ok && raw->code != Code::not_found && failure->empty())
+      *failure = content_failure(*raw, m->uid);
+    return raw->bytes;
   }
   // The stored summary (parsed at delivery, or now when it has none).
   const mime::Summary& summary() {
@@ -187,7 +221,7 @@ struct Ctx {
   std::string_view header() {
     const auto& s = summary();
     if (!s.header.empty()) return s.header;
-    return std::string_view(content()).substr(0, std::min<size_t>(s.root.body_begin, content().size()));
+    return content().substr(0, std::min<size_t>(s.root.body_begin, content().size()));
   }
 };
 
@@ -298,11 +332,11 @@ bool eval(const Key& k, Ctx& c) {
     return header_match(c, k.arg, k.arg2);
   }
   if (n == "BODY" || n == "TEXT") {
-    const auto& raw = c.content();
+    std::string_view raw = c.content();
     const auto& s = c.summary();
-    std::string_view body = std::string_view(raw).substr(std::min<size_t>(s.root.body_begin, raw.size()));
+    std::string_view body = raw.substr(std::min<size_t>(s.root.body_begin, raw.size()));
     if (n == "TEXT" && header_match(c, "", "")) {}
-    if (icontains(n == "TEXT" ? std::string_view(raw) : body, k.arg)) return true;
+    if (icontains(n == "TEXT" ? raw : body, k.arg)) return true;
     // decoded text parts (base64 / quoted-printable)
     std::vector<const mime::Part*> stack{&s.root};
     while (!stack.empty()) {
@@ -310,7 +344,8 @@ bool eval(const Key& k, Ctx& c) {
       stack.pop_back();
       for (const auto& ch : p->children) stack.push_back(&ch);
       if (p->type == "text" && !p->encoding.empty() && p->encoding != "7bit" && p->encoding != "8bit") {
-        auto d = mime::decode_transfer(p->encoding, std::string_view(raw).substr(p->body_begin, p->body_end - p->body_begin));
+        auto d = mime::decode_transfer(p->encoding, raw.substr(std::min<size_t>(p->body_begin, raw.size()),
+                                                               p->body_end - p->body_begin));
         if (d && icontains(*d, k.arg)) return true;
       }
     }
@@ -366,11 +401,22 @@ std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
     for_each_summary(idx, [&out](size_t, mime::Summary& s) { out.push_back(std::move(s)); });
     return out;
   };
+  ReadAhead<store::ContentItem> contents;
+  contents.fill = [this](size_t first) {
+    std::vector<size_t> idx;
+    uint64_t bytes = 0;
+    for (size_t i = first; i < sel_->msgs.size() && idx.size() < kSummaryChunk && bytes < kContentChunkBytes; ++i) {
+      idx.push_back(i);
+      bytes += sel_->msgs[i].size;
+    }
+    return load_contents(idx, 0, idx.size());
+  };
   for (size_t i = 0; i < sel_->msgs.size(); ++i) {
     Ctx c{env_.store, &sel_->msgs[i], static_cast<uint32_t>(i + 1), static_cast<uint32_t>(sel_->msgs.size()),
-          max_uid, &sel_->saved, &window};
+          max_uid, &sel_->saved, &window, &contents, &r.failure};
     c.recent = sel_->recent.count(sel_->msgs[i].uid) != 0;
     if (eval(root, c)) r.hits.push_back(i);
+    if (!r.failure.empty()) break;
   }
   return r;
 }
@@ -425,6 +471,10 @@ std::optional<Session::SearchHits> Session::charset_and_search_keys(const std::s
   if (!p.space()) return bad(command + " needs search keys");
   auto found = search_keys(p);
   if (!found) return bad(p.error());
+  if (!found->failure.empty()) {
+    out += tag + " " + found->failure + "\r\n";
+    return std::nullopt;
+  }
   if (found->uses_modseq) enable_condstore(out);
   return found;
 }
@@ -446,6 +496,10 @@ void Session::cmd_search(const std::string& tag, Parser& p, std::string& out, bo
   }
   auto found = search_keys(p);
   if (!found) return bad(p.error());
+  if (!found->failure.empty()) {
+    out += tag + " " + found->failure + "\r\n";
+    return;
+  }
   bool modseq = found->uses_modseq;
   if (modseq) enable_condstore(out);
   std::vector<store::Uid> hits_uid;

@@ -172,6 +172,7 @@ class Session {
   struct SearchHits {
     std::vector<size_t> hits;
     bool uses_modseq = false;
+    std::string failure;  // a message could not be read: the tagged NO to answer
   };
   std::optional<SearchHits> search_keys(Parser& p);
   // SORT's and THREAD's "SP charset SP search-keys" (RFC 5256): the hits, or
@@ -185,6 +186,13 @@ class Session {
   // The stored summaries of messages idx[from, from + n) in one store request
   // (empty where a message has none); safe to run on another thread.
   std::vector<std::optional<mime::Summary>> load_summaries(const std::vector<size_t>& idx, size_t from, size_t n);
+  // The contents of messages idx[from, from + n) in as few store requests as
+  // fit a frame; an item whose code is not ok was not read (not_found:
+  // expunged meanwhile). Safe to run on another thread.
+  std::vector<store::ContentItem> load_contents(const std::vector<size_t>& idx, size_t from, size_t n);
+  std::vector<store::ContentItem> load_content_range(const std::vector<size_t>& idx, size_t from, size_t n);
+  // Messages read ahead at a time (FETCH, SEARCH BODY): bounds one reply.
+  static constexpr uint64_t kContentChunkBytes = 4 << 20;
   void cmd_fetch(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_store(const std::string& tag, Parser& p, std::string& out, bool uid);
   void cmd_copy(const std::string& tag, Parser& p, std::string& out, bool uid, bool move);
@@ -238,6 +246,9 @@ class Session {
   std::optional<store::AccountInfo> scram_account_;  // set by the SCRAM lookup
   std::unique_ptr<store::Subscription> subscription_;
 };
+
+// The tagged NO (without the tag) for a message that could not be read.
+std::string content_failure(const store::ContentItem& item, store::Uid uid);
 
 // "17-Jul-1996 02:44:25 -0700" <-> unix time.
 std::string format_internal_date(int64_t t);

@@ -13,6 +13,42 @@
 #include "base/password.h"
 #include "store/rocks_store.h"
 
+namespace mail::store {
+namespace {
+// Forwards to a real store; content_get_many fails as told (a store that
+// cannot read, or one content corrupt).
+class ForwardingStore : public Store {
+ public:
+  explicit ForwardingStore(Store& inner) : inner_(inner) {}
+#define MAIL_FORWARD_OP(code, name, Req, Resp) \
+  Result<Resp> name(const Req& r) override { return inner_.name(r); }
+  MAIL_STORE_OPS(MAIL_FORWARD_OP)
+#undef MAIL_FORWARD_OP
+  Result<std::unique_ptr<Subscription>> subscribe(AccountId account, ChangeHandler handler) override {
+    return inner_.subscribe(account, std::move(handler));
+  }
+  std::string backend_name() const override { return "forwarding"; }
+
+ protected:
+  Store& inner_;
+};
+class FaultyContentStore final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<ContentManyResp> content_get_many(const ContentManyReq& r) override {
+    if (fail_request != Code::ok) return error(fail_request, "store went away");
+    auto resp = inner_.content_get_many(r);
+    if (resp && corrupt_item < resp->contents.size()) {
+      resp->contents[corrupt_item] = {Code::corrupt, "", "content failed its checksum"};
+    }
+    return resp;
+  }
+  Code fail_request = Code::ok;    // the whole request fails with this
+  size_t corrupt_item = SIZE_MAX;  // this item of the answer fails its checksum
+};
+}  // namespace
+}  // namespace mail::store
+
 namespace mail::imap {
 namespace {
 
@@ -216,6 +252,48 @@ TEST_F(ImapSessionTest, AppendSelectFetchStoreSearch) {
   EXPECT_TRUE(has(run(*s, "t STORE 1 -FLAGS.SILENT (\\Deleted)"), "t OK"));
   out = run(*s, "t UID STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Answered)");
   EXPECT_TRUE(has(out, "[MODIFIED 1]")) << out;
+}
+
+// A message that cannot be read ends FETCH and SEARCH BODY with a tagged NO:
+// the messages before it are sent whole, nothing of it or after it is.
+TEST_F(ImapSessionTest, UnreadableContentIsNoNeverATruncatedLiteral) {
+  store::FaultyContentStore faulty(*store_);
+  SessionEnv env;
+  env.store = &faulty;
+  env.config = &config_;
+  env.auth_cache = &cache_;
+  env.throttle = &throttle_;
+  env.peer_ip = "127.0.0.1";
+  env.loopback = true;
+  Session s(std::move(env));
+  EXPECT_TRUE(has(run(s, "a LOGIN joe@example.com secret"), "a OK"));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(has(append(s, "INBOX", kMessage), "ap OK"));
+  EXPECT_TRUE(has(run(s, "s SELECT INBOX"), "* 3 EXISTS"));
+  std::string literal = "BODY[] {" + std::to_string(sizeof kMessage - 1) + "}\r\n" + kMessage + ")\r\n";
+  std::string out = run(s, "f FETCH 1:* BODY.PEEK[]");
+  EXPECT_TRUE(has(out, "* 3 FETCH (" + literal)) << out;
+  EXPECT_TRUE(has(out, "f OK")) << out;
+
+  faulty.corrupt_item = 1;
+  out = run(s, "f FETCH 1:* (UID BODY.PEEK[])");
+  EXPECT_TRUE(has(out, "* 1 FETCH (UID 1 " + literal)) << out;
+  EXPECT_FALSE(has(out, "* 2 FETCH")) << out;
+  EXPECT_FALSE(has(out, "* 3 FETCH")) << out;
+  EXPECT_TRUE(has(out, "f NO [SERVERBUG] cannot read message UID 2: content failed its checksum\r\n")) << out;
+  out = run(s, "k SEARCH BODY noon");
+  EXPECT_TRUE(has(out, "k NO [SERVERBUG] cannot read message UID 2")) << out;
+  EXPECT_FALSE(has(out, "* SEARCH")) << out;
+
+  faulty.corrupt_item = SIZE_MAX;
+  faulty.fail_request = Code::unavailable;
+  out = run(s, "f FETCH 1:* BODY.PEEK[]");
+  EXPECT_EQ(out.find("FETCH ("), std::string::npos) << out;
+  EXPECT_TRUE(has(out, "f NO [UNAVAILABLE] cannot read message UID 1: store went away")) << out;
+  EXPECT_TRUE(has(run(s, "k SORT (DATE) UTF-8 BODY noon"), "k NO [UNAVAILABLE]"));
+  // Without contents (flags, the summary's header) nothing is read.
+  EXPECT_TRUE(has(run(s, "f FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"), "f OK"));
+  faulty.fail_request = Code::ok;
+  EXPECT_TRUE(has(run(s, "k SEARCH BODY noon"), "* SEARCH 1 2 3"));
 }
 
 TEST_F(ImapSessionTest, CopyMoveExpunge) {

@@ -290,6 +290,26 @@ struct ContentResp {
   std::string bytes;
   MAIL_FIELDS(bytes)
 };
+// Many messages' contents in one round trip (IMAP FETCH of bodies, SEARCH
+// BODY): read in key order and answered in the order asked, stopping once
+// `max_bytes` of content are in (at least one; 0: no limit). A content that
+// is gone (expunged meanwhile) or fails its checksum has that code in its
+// item; a failure to read the store fails the request.
+struct ContentManyReq {
+  std::vector<ContentId> ids;
+  uint64_t max_bytes = 0;
+  MAIL_FIELDS(ids, max_bytes)
+};
+struct ContentItem {
+  Code code = Code::ok;
+  std::string bytes;
+  std::string message;  // why, when code is not ok
+  MAIL_FIELDS(code, bytes, message)
+};
+struct ContentManyResp {
+  std::vector<ContentItem> contents;  // for the first ids.size() or fewer ids
+  MAIL_FIELDS(contents)
+};
 struct ContentMetaReq {
   std::vector<ContentId> ids;
   MAIL_FIELDS(ids)
@@ -473,6 +493,7 @@ struct MessageInsertResp {
   X(52, data_delete, DataKey, Empty)                             \
   X(53, data_scan, DataScanReq, DataScanResp)                    \
   X(90, data_set_add, DataSetAddReq, DataSetAddResp)            \
+  X(97, content_get_many, ContentManyReq, ContentManyResp)      \
   X(98, message_replace, ReplaceReq, ReplaceResp)                \
   X(60, queue_list, QueueListReq, QueueListResp)                 \
   X(61, queue_get, QueueRef, QueueEntry)                         \

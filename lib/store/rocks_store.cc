@@ -142,8 +142,10 @@ Result<std::string> decompress_content(std::string_view stored) {
   unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 32))
     return error(Code::corrupt, "content frame header is damaged");
+  // One context per thread: ZSTD_decompress makes (and frees) a ~160 KB one per call.
+  thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
   std::string out(size, '\0');
-  size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
+  size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
   if (ZSTD_isError(n) || n != size)
     return error(Code::corrupt, std::string("content failed its checksum: ") +
                                     (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));

@@ -181,6 +181,43 @@ TEST_F(RocksStoreTest, DeliverListFlagsExpunge) {
   EXPECT_EQ(store_->account_get({"joe@example.com"})->used_messages, 1u);
 }
 
+// content_get_many answers in the order asked, marks what is gone per item
+// and stops after max_bytes (at least one content); blob-sized and small
+// contents alike.
+TEST_F(RocksStoreTest, ContentGetMany) {
+  ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
+  auto joe = add_account("joe@example.com");
+  std::string big = "Subject: big\r\n\r\n" + std::string(5000, 'x') + "\r\n";
+  auto a = deliver(joe.id, "Subject: a\r\n\r\na\r\n");
+  auto b = deliver(joe.id, big);
+  auto c = deliver(joe.id, "Subject: c\r\n\r\nc\r\n");
+  auto inbox = mailbox(joe.id, "INBOX");
+  ASSERT_TRUE(store_->expunge({inbox.id, {1}}).is_ok());
+
+  auto r = store_->content_get_many({{c.content, a.content, b.content, c.content}, 0});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->contents.size(), 4u);
+  EXPECT_EQ(r->contents[0].code, Code::ok);
+  EXPECT_EQ(r->contents[0].bytes, "Subject: c\r\n\r\nc\r\n");
+  EXPECT_EQ(r->contents[1].code, Code::not_found);
+  EXPECT_TRUE(r->contents[1].bytes.empty());
+  EXPECT_EQ(r->contents[2].bytes, big);
+  EXPECT_EQ(r->contents[3].bytes, r->contents[0].bytes);
+
+  // The limit is reached after the big one: what follows is left out.
+  r = store_->content_get_many({{b.content, c.content}, 100});
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->contents.size(), 1u);
+  EXPECT_EQ(r->contents[0].bytes, big);
+  // Many ids: more than one MultiGet slice.
+  std::vector<ContentId> ids(200, c.content);
+  r = store_->content_get_many({ids, 0});
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->contents.size(), 200u);
+  EXPECT_EQ(r->contents[199].bytes, r->contents[0].bytes);
+  EXPECT_TRUE(store_->content_get_many({{}, 0})->contents.empty());
+}
+
 TEST_F(RocksStoreTest, CopyMoveShareContent) {
   ASSERT_TRUE(store_->domain_add({"example.com"}).is_ok());
   auto joe = add_account("joe@example.com");

@@ -112,6 +112,15 @@ class FuzzStore : public UnavailableStore {
     if (r.id < 100 || r.id > 101) return error(Code::not_found, "no such content");
     return ContentResp{raw(r.id - 100)};
   }
+  Result<ContentManyResp> content_get_many(const ContentManyReq& r) override {
+    ContentManyResp resp;
+    for (auto id : r.ids) {
+      auto c = content_get({id});
+      if (c) resp.contents.push_back({Code::ok, std::move(c->bytes), ""});
+      else resp.contents.push_back({c.code(), "", c.status().message()});
+    }
+    return resp;
+  }
   Result<SummaryFieldsResp> summary_fields(const SummaryFieldsReq& r) override {
     SummaryFieldsResp resp;
     for (auto id : r.ids)
