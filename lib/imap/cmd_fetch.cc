@@ -7,6 +7,7 @@
 #include "imap/session.h"
 #include "imap/util.h"
 #include "mime/summary.h"
+#include "mime/summary_fields.h"
 
 namespace mail::imap {
 
@@ -190,6 +191,28 @@ bool parse_item(Parser& p, std::vector<Item>& items) {
   return true;
 }
 
+// The summary fields (mime::summary_field) the items read: ENVELOPE alone
+// or the top-level header need ~100-300 bytes of the ~1 KB summary.
+uint32_t summary_fields_for(const std::vector<Item>& items) {
+  namespace f = mime::summary_field;
+  uint32_t out = 0;
+  for (const auto& it : items) {
+    bool header_only = it.kind == Item::rfc822_header ||
+                       (it.kind == Item::section && it.sec.path.empty() &&
+                        (it.sec.text == "HEADER" || it.sec.text == "HEADER.FIELDS" ||
+                         it.sec.text == "HEADER.FIELDS.NOT"));
+    if (it.kind == Item::envelope) out |= f::envelope;
+    else if (it.kind == Item::bodystructure) out |= f::bodystructure;
+    else if (it.kind == Item::body) out |= f::body;
+    else if (it.kind == Item::preview) out |= f::preview;
+    else if (header_only) out |= f::header | f::root;  // root: where the header ends
+    else if (it.kind == Item::section || it.kind == Item::binary || it.kind == Item::binary_size ||
+             it.kind == Item::rfc822_text)
+      out |= f::all;
+  }
+  return out;
+}
+
 void append_literal(std::string& out, std::string_view data, bool binary = false) {
   bool has_nul = data.find('\0') != std::string_view::npos;
   out += (binary && has_nul) ? "~{" : "{";
@@ -360,13 +383,14 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, std::string& out, boo
     std::vector<std::optional<mime::Summary>> metas;
     std::vector<store::ContentItem> raws;
   };
-  auto load = [this, &idx, need_meta, need_content](size_t from) {
+  uint32_t fields = summary_fields_for(items);
+  auto load = [this, &idx, need_meta, need_content, fields](size_t from) {
     Chunk c;
     uint64_t bytes = 0;
     c.end = from;
     while (c.end < idx.size() && c.end - from < kFetchChunk && (!need_content || bytes < kContentChunkBytes))
       bytes += sel_->msgs[idx[c.end++]].size;
-    if (need_meta) c.metas = load_summaries(idx, from, c.end - from);
+    if (need_meta) c.metas = load_summaries(idx, from, c.end - from, fields);
     if (need_content) c.raws = load_contents(idx, from, c.end - from);
     return c;
   };

@@ -7,6 +7,7 @@
 #include "imap/session.h"
 #include "imap/util.h"
 #include "mime/summary.h"
+#include "mime/summary_fields.h"
 
 namespace mail::imap {
 namespace {
@@ -369,6 +370,19 @@ bool uses_modseq(const Key& k) {
   return std::any_of(k.kids.begin(), k.kids.end(), [](const auto& kid) { return uses_modseq(*kid); });
 }
 
+// The summary fields (mime::summary_field) the keys read: header keys the
+// header copy, BODY/TEXT the part tree too, SENT* only the date (always sent).
+uint32_t summary_fields_for(const Key& k) {
+  namespace f = mime::summary_field;
+  uint32_t out = 0;
+  if (k.name == "BODY" || k.name == "TEXT") out = f::header | f::root;
+  else if (k.name == "FROM" || k.name == "TO" || k.name == "CC" || k.name == "BCC" || k.name == "SUBJECT" ||
+           k.name == "HEADER")
+    out = f::header;
+  for (const auto& kid : k.kids) out |= summary_fields_for(*kid);
+  return out;
+}
+
 // A bare sequence-set key ('$' is SEARCHRES's saved UIDs, not numbers).
 bool uses_sequence_numbers(const Key& k) {
   if (k.name == "SEQ" && !k.set.saved) return true;
@@ -393,12 +407,13 @@ std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
   r.uses_modseq = uses_modseq(root);
   uint32_t max_uid = sel_->msgs.empty() ? 0 : sel_->msgs.back().uid;
   SummaryWindow window;
-  window.fill = [this](size_t first) {
+  uint32_t fields = summary_fields_for(root);
+  window.fill = [this, fields](size_t first) {
     std::vector<size_t> idx;
     for (size_t i = first; i < sel_->msgs.size() && idx.size() < kSummaryChunk; ++i) idx.push_back(i);
     std::vector<mime::Summary> out;
     out.reserve(idx.size());
-    for_each_summary(idx, [&out](size_t, mime::Summary& s) { out.push_back(std::move(s)); });
+    for_each_summary(idx, [&out](size_t, mime::Summary& s) { out.push_back(std::move(s)); }, fields);
     return out;
   };
   ReadAhead<store::ContentItem> contents;
@@ -422,28 +437,36 @@ std::optional<Session::SearchHits> Session::search_keys(Parser& p) {
 }
 
 std::vector<std::optional<mime::Summary>> Session::load_summaries(const std::vector<size_t>& idx, size_t from,
-                                                                  size_t n) {
+                                                                  size_t n, uint32_t fields) {
   std::vector<std::optional<mime::Summary>> out(std::min(n, idx.size() - std::min(from, idx.size())));
-  store::ContentMetaReq req;
-  for (size_t k = 0; k < out.size(); ++k) req.ids.push_back(sel_->msgs[idx[from + k]].content);
-  auto r = env_.store->content_meta(req);
-  if (r)
-    for (size_t k = 0; k < out.size() && k < r->metas.size(); ++k)
-      if (!r->metas[k].summary.empty())
-        if (auto d = mime::decode_summary(r->metas[k].summary)) out[k] = std::move(*d);
+  // Only the fields asked for cross the socket (~1 KB per message whole); a
+  // mail-stored older than summary_fields answers whole summaries.
+  store::SummaryFieldsReq want;
+  want.fields = fields;
+  for (size_t k = 0; k < out.size(); ++k) want.ids.push_back(sel_->msgs[idx[from + k]].content);
+  std::vector<std::string> encoded;
+  if (auto r = env_.store->summary_fields(want)) {
+    encoded = std::move(r->summaries);
+  } else if (auto whole = env_.store->content_meta({want.ids})) {
+    for (auto& meta : whole->metas) encoded.push_back(std::move(meta.summary));
+  }
+  for (size_t k = 0; k < out.size() && k < encoded.size(); ++k)
+    if (!encoded[k].empty())
+      if (auto d = mime::decode_summary(encoded[k])) out[k] = std::move(*d);
   return out;
 }
 
 void Session::for_each_summary(const std::vector<size_t>& idx,
-                               const std::function<void(size_t, mime::Summary&)>& fn) {
+                               const std::function<void(size_t, mime::Summary&)>& fn, uint32_t fields) {
   if (idx.empty()) return;
   // The next chunk is read and decoded on another thread meanwhile.
-  auto next = std::async(std::launch::async, [this, &idx] { return load_summaries(idx, 0, kSummaryChunk); });
+  auto next = std::async(std::launch::async, [this, &idx, fields] { return load_summaries(idx, 0, kSummaryChunk, fields); });
   for (size_t from = 0; from < idx.size(); from += kSummaryChunk) {
     size_t to = std::min(idx.size(), from + kSummaryChunk);
     auto sums = next.get();
     if (to < idx.size())
-      next = std::async(std::launch::async, [this, &idx, to] { return load_summaries(idx, to, kSummaryChunk); });
+      next = std::async(std::launch::async,
+                        [this, &idx, to, fields] { return load_summaries(idx, to, kSummaryChunk, fields); });
     for (size_t k = from; k < to; ++k) {
       std::optional<mime::Summary>& sum = sums[k - from];
       if (!sum) {  // written before summaries existed: parse the message

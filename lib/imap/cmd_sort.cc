@@ -2,11 +2,11 @@
 // SORT=DISPLAY's keys (RFC 5957). Keys come from the stored summaries, so no
 // message content is read.
 #include <algorithm>
-#include <cctype>
 
 #include "imap/session.h"
 #include "imap/util.h"
 #include "mime/summary.h"
+#include "mime/summary_fields.h"
 
 namespace mail::imap {
 namespace {
@@ -30,18 +30,33 @@ bool parse_sort_key(const std::string& name, SortKey* key) {
   return false;
 }
 
-// i;ascii-casemap (RFC 4790): a-z compare as A-Z, other octets as they are.
-int casemap_compare(std::string_view a, std::string_view b) {
-  size_t n = std::min(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    int x = std::toupper(static_cast<unsigned char>(a[i]));
-    int y = std::toupper(static_cast<unsigned char>(b[i]));
-    if (x != y) return x < y ? -1 : 1;
-  }
-  return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+// i;ascii-casemap (RFC 4790) compares a-z as A-Z and other octets as they
+// are: the keys are mapped once when read, then compared bytewise (unsigned,
+// as memcmp), not mapped again in each of the n log n comparisons.
+void casemap(std::string& s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
 }
 
-// What one message sorts by; only the requested keys are filled.
+int sign(int c) { return c < 0 ? -1 : (c > 0 ? 1 : 0); }
+
+// The summary fields (mime::summary_field) a key is read from: address keys
+// from the header copy, or the stored key when a summary has none.
+uint32_t summary_fields_for(SortKey key) {
+  namespace f = mime::summary_field;
+  switch (key) {
+    case SortKey::from: return f::header | f::sort_from;
+    case SortKey::to: return f::header | f::sort_to;
+    case SortKey::cc: return f::header | f::sort_cc;
+    case SortKey::subject: return f::subject;
+    case SortKey::displayfrom: return f::header | f::display_from;
+    case SortKey::displayto: return f::header | f::display_to;
+    default: return 0;  // date: the integers always come
+  }
+}
+
+// What one message sorts by; only the requested keys are filled (the
+// strings case-mapped).
 struct Row {
   size_t index = 0;
   int64_t arrival = 0, date = 0;
@@ -55,12 +70,12 @@ int compare(const Row& a, const Row& b, SortKey key) {
     case SortKey::arrival: return num(a.arrival, b.arrival);
     case SortKey::date: return num(a.date, b.date);
     case SortKey::size: return num(a.size, b.size);
-    case SortKey::from: return casemap_compare(a.from, b.from);
-    case SortKey::to: return casemap_compare(a.to, b.to);
-    case SortKey::cc: return casemap_compare(a.cc, b.cc);
-    case SortKey::subject: return casemap_compare(a.subject, b.subject);
-    case SortKey::displayfrom: return casemap_compare(a.displayfrom, b.displayfrom);
-    case SortKey::displayto: return casemap_compare(a.displayto, b.displayto);
+    case SortKey::from: return sign(a.from.compare(b.from));
+    case SortKey::to: return sign(a.to.compare(b.to));
+    case SortKey::cc: return sign(a.cc.compare(b.cc));
+    case SortKey::subject: return sign(a.subject.compare(b.subject));
+    case SortKey::displayfrom: return sign(a.displayfrom.compare(b.displayfrom));
+    case SortKey::displayto: return sign(a.displayto.compare(b.displayto));
   }
   return 0;
 }
@@ -104,6 +119,8 @@ void Session::cmd_sort(const std::string& tag, Parser& p, std::string& out, bool
     rows[k].size = m.size;
   }
   if (need_summary) {
+    uint32_t fields = 0;
+    for (const auto& c : crit) fields |= summary_fields_for(c.key);
     size_t k = 0;
     for_each_summary(found->hits, [&](size_t, mime::Summary& s) {
       Row& r = rows[k++];
@@ -135,16 +152,24 @@ void Session::cmd_sort(const std::string& tag, Parser& p, std::string& out, bool
           default: break;
         }
       }
-    });
+      for (std::string* key : {&r.from, &r.to, &r.cc, &r.subject, &r.displayfrom, &r.displayto}) casemap(*key);
+    }, fields);
   }
   // Equal keys keep mailbox order (RFC 5256: sequence number breaks ties).
-  std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+  // Positions are sorted, not rows: moving a row moves six strings.
+  std::vector<uint32_t> order(rows.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<uint32_t>(k);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     for (const auto& c : crit) {
-      int r = compare(a, b, c.key);
+      int r = compare(rows[a], rows[b], c.key);
       if (r) return c.reverse ? r > 0 : r < 0;
     }
     return false;
   });
+  std::vector<Row> sorted;
+  sorted.reserve(rows.size());
+  for (uint32_t k : order) sorted.push_back(std::move(rows[k]));
+  rows.swap(sorted);
 
   std::vector<uint32_t> nums;
   nums.reserve(rows.size());

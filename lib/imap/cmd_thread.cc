@@ -6,6 +6,7 @@
 #include "imap/session.h"
 #include "imap/util.h"
 #include "mime/summary.h"
+#include "mime/summary_fields.h"
 
 namespace mail::imap {
 namespace {
@@ -60,7 +61,12 @@ struct Node {
 
 class References {
  public:
-  explicit References(const std::vector<Msg>& msgs) : msgs_(msgs) {}
+  explicit References(const std::vector<Msg>& msgs) : msgs_(msgs) {
+    // A message and its parent's id each make a container at most once in
+    // most mailboxes: no rehash while linking 100,000 of them.
+    ids_.reserve(msgs.size() * 2);
+    nodes_.reserve(msgs.size() * 2);
+  }
 
   std::vector<int> run() {
     link_all();
@@ -305,6 +311,8 @@ void Session::cmd_thread(const std::string& tag, Parser& p, std::string& out, bo
   std::vector<Msg> msgs(found->hits.size());
   size_t k = 0;
   bool refs = a == "REFERENCES";
+  namespace f = mime::summary_field;  // what is read of each summary (the date always comes)
+  uint32_t fields = f::subject | (refs ? f::message_id | f::references | f::in_reply_to : 0);
   for_each_summary(found->hits, [&](size_t i, mime::Summary& s) {
     const auto& m = sel_->msgs[i];
     Msg& msg = msgs[k];
@@ -320,7 +328,7 @@ void Session::cmd_thread(const std::string& tag, Parser& p, std::string& out, bo
       auto irt = msg_ids(s.in_reply_to);
       if (!irt.empty()) msg.refs.push_back(std::move(irt[0]));
     }
-  });
+  }, fields);
   std::string line = "* THREAD ";
   if (refs) {
     References r(msgs);

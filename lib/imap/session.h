@@ -182,10 +182,14 @@ class Session {
   // Calls `fn(index, summary)` for the messages at `idx`, in order, reading the
   // stored summaries a chunk per store request (parsing a message that has none).
   static constexpr size_t kSummaryChunk = 512;  // bounds the size of one reply
-  void for_each_summary(const std::vector<size_t>& idx, const std::function<void(size_t, mime::Summary&)>& fn);
+  // `fields` (mime::summary_field bits, summary_fields.h): the ones read
+  // from the store; the others are left empty. All by default.
+  void for_each_summary(const std::vector<size_t>& idx, const std::function<void(size_t, mime::Summary&)>& fn,
+                        uint32_t fields = ~0u);
   // The stored summaries of messages idx[from, from + n) in one store request
   // (empty where a message has none); safe to run on another thread.
-  std::vector<std::optional<mime::Summary>> load_summaries(const std::vector<size_t>& idx, size_t from, size_t n);
+  std::vector<std::optional<mime::Summary>> load_summaries(const std::vector<size_t>& idx, size_t from, size_t n,
+                                                           uint32_t fields = ~0u);
   // The contents of messages idx[from, from + n) in as few store requests as
   // fit a frame; an item whose code is not ok was not read (not_found:
   // expunged meanwhile). Safe to run on another thread.
