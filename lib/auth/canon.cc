@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -30,6 +31,8 @@ namespace {
 // Whether `in` has a LF without a CR before it: sixteen bytes at a time, the
 // LFs of one load against the CRs of a load one byte earlier (mail has a
 // line end every 70-odd bytes, too often for a memchr per line to pay).
+// Without a branch per load (where a line ends is unpredictable): the bare
+// ones gathered and looked at every 64 bytes.
 bool has_bare_lf(std::string_view in) {
   const char* p = in.data();
   size_t n = in.size(), i = 1;
@@ -37,13 +40,17 @@ bool has_bare_lf(std::string_view in) {
   if (p[0] == '\n') return true;
 #if defined(__SSE2__)
   const __m128i lf16 = _mm_set1_epi8('\n'), cr16 = _mm_set1_epi8('\r');
+  auto bare = [p, lf16, cr16](size_t at) {
+    __m128i lf = _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at)), lf16);
+    __m128i cr = _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at - 1)), cr16);
+    return _mm_andnot_si128(cr, lf);
+  };
+  for (; i + 64 <= n; i += 64) {
+    __m128i any = _mm_or_si128(_mm_or_si128(bare(i), bare(i + 16)), _mm_or_si128(bare(i + 32), bare(i + 48)));
+    if (_mm_movemask_epi8(any)) return true;
+  }
   for (; i + 16 <= n; i += 16) {
-    unsigned lf = static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), lf16)));
-    if (!lf) continue;
-    unsigned cr = static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i - 1)), cr16)));
-    if (lf & ~cr) return true;
+    if (_mm_movemask_epi8(bare(i))) return true;
   }
 #endif
   for (; i < n; ++i) {
@@ -116,26 +123,35 @@ char* relax_run(const char* q, const char* const end, const char* const readable
   // load starts after it (drops are few: text has single spaces).
   const __m128i tab16 = _mm_set1_epi8('\t'), space16 = _mm_set1_epi8(' ');
   const __m128i tab_to_space16 = _mm_set1_epi8('\t' ^ ' ');
-  while (end - q >= 16) {
+  while (end - q >= 16 && readable - q >= 32) {
     __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
     __m128i tab = _mm_cmpeq_epi8(x, tab16);
     unsigned wsp = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(tab, _mm_cmpeq_epi8(x, space16))));
     unsigned drop = wsp & ((wsp << 1) | (prev ? 1u : 0u));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(w), _mm_xor_si128(x, _mm_and_si128(tab, tab_to_space16)));
-    if (!drop) {
-      w += 16;
-      q += 16;
-      prev = (wsp >> 15) != 0;
+    // One dropped byte without a branch (text makes one unpredictable): the
+    // bytes after it stored over it; with none, that store lands past the
+    // output (and loads the bytes after the first).
+    unsigned k = static_cast<unsigned>(__builtin_ctz(drop | 0x10000u));
+    __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + (k & 15) + 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w + k),
+                     _mm_xor_si128(x1, _mm_and_si128(_mm_cmpeq_epi8(x1, tab16), tab_to_space16)));
+    unsigned more = drop & (drop - 1);
+    if (more) {  // a second one (a WSP run of three, two runs close): the step ends before it
+      unsigned k2 = static_cast<unsigned>(__builtin_ctz(more));
+      w += k2 - 1;
+      q += k2 + 1;
+      prev = true;  // the dropped byte was WSP
       continue;
     }
-    unsigned k = static_cast<unsigned>(__builtin_ctz(drop));  // bytes before it are kept
-    w += k;
-    q += k + 1;
-    prev = true;  // the dropped byte was WSP
+    w += 16 - (drop != 0);
+    q += 16;
+    prev = (wsp >> 15) != 0;
   }
-  // The last bytes the same way, the load reaching past them.
+  // The last bytes (up to 31, for the second load above) the old way, a
+  // load reaching past them.
   while (q < end && readable - q >= 16) {
-    unsigned n = static_cast<unsigned>(end - q);
+    unsigned n = static_cast<unsigned>(std::min<std::ptrdiff_t>(end - q, 16));
     __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
     __m128i tab = _mm_cmpeq_epi8(x, tab16);
     unsigned wsp =
@@ -146,7 +162,7 @@ char* relax_run(const char* q, const char* const end, const char* const readable
       w += n;
       q += n;
       prev = ((wsp >> (n - 1)) & 1) != 0;
-      break;
+      continue;
     }
     unsigned k = static_cast<unsigned>(__builtin_ctz(drop));
     w += k;
