@@ -40,6 +40,34 @@ TEST(TagList, OffsetsCoverTheValueToTheSeparator) {
   EXPECT_EQ(text.substr(b->value_start, b->end - b->value_start), " abc def ");
 }
 
+// Values are scanned sixteen bytes at a time: every byte value, at every
+// place of a long value, is taken or refused (or ends it, ';') as RFC 6376
+// 3.2 says, and whitespace is stripped wherever it falls.
+TEST(TagList, EveryByteAtEveryPlaceOfALongValue) {
+  for (int b = 0; b < 256; ++b) {
+    char c = static_cast<char>(b);
+    bool ws = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    bool allowed = ws || (b >= 0x21 && b <= 0x7e && c != ';');
+    for (size_t at = 0; at < 40; ++at) {
+      std::string value(40, 'x');
+      value[at] = c;
+      std::string text = "b=" + value;
+      auto t = parse_tag_list(text);
+      if (c == ';') {
+        // The value ends there; what follows ("x...") is not a tag.
+        EXPECT_EQ(static_cast<bool>(t), at == value.size() - 1) << at;
+        if (t) EXPECT_EQ(t->find("b")->value, value.substr(0, at));
+        continue;
+      }
+      ASSERT_EQ(static_cast<bool>(t), allowed) << b << " at " << at;
+      if (!t) continue;
+      EXPECT_EQ(t->find("b")->end, 2 + value.size());
+      std::string stripped = strip_whitespace(value);
+      EXPECT_EQ(stripped, ws ? std::string(39, 'x') : value) << b << " at " << at;
+    }
+  }
+}
+
 // ---- canonicalization (RFC 6376 3.4.5) ------------------------------------------------
 
 TEST(Canon, Rfc6376Example) {
