@@ -487,6 +487,21 @@ TEST(DkimVerify, SmallRsaKeysAreRefused) {
   EXPECT_EQ(r[0].reason, "RSA key too small: 512");
 }
 
+// RFC 8301 3.2: keys from 1024 to 4096 bits verify; under 1024 never pass
+// (1023 bits is the first refused).
+TEST(DkimVerify, RsaKeySizesPerRfc8301) {
+  for (int bits : {1023, 4096}) {
+    auto key = DkimKey::generate(DkimAlgorithm::rsa_sha256, bits);
+    ASSERT_TRUE(key);
+    std::string m = signed_message(*key, {});
+    auto dns = dns_for(*key);
+    auto r = dkim_verify(m, dns);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].key_bits, bits);
+    EXPECT_EQ(r[0].status, bits < 1024 ? DkimStatus::permerror : DkimStatus::pass) << bits << ": " << r[0].reason;
+  }
+}
+
 TEST(DkimVerify, RsaSha1IsOnlyAPolicyResult) {
   DkimSignOptions opt;
   opt.algorithm = DkimAlgorithm::rsa_sha1;
