@@ -231,7 +231,7 @@ std::vector<store::ContentItem> Session::load_contents(const std::vector<size_t>
   // Parts of the range go out as requests in parallel: mail-stored reads them
   // on several workers, and their waits (for a core, on a loaded machine)
   // overlap instead of adding up.
-  constexpr size_t kParts = 4, kMinPart = 64;
+  constexpr size_t kParts = 8, kMinPart = 32;
   size_t per = std::max(kMinPart, (n + kParts - 1) / kParts);
   std::vector<std::future<std::vector<store::ContentItem>>> rest;
   for (size_t b = per; b < n; b += per)

@@ -296,6 +296,26 @@ TEST_F(ImapSessionTest, UnreadableContentIsNoNeverATruncatedLiteral) {
   EXPECT_TRUE(has(run(s, "k SEARCH BODY noon"), "* SEARCH 1 2 3"));
 }
 
+// SEARCH BODY: ASCII case folds, the needle may sit at either end of the
+// body, and a base64 text part is searched decoded; header text is not body.
+TEST_F(ImapSessionTest, SearchBodyCaseEdgesAndEncodedParts) {
+  auto s = logged_in();
+  EXPECT_TRUE(has(append(*s, "INBOX", "Subject: plain\r\n\r\nnumber 4242 ends here 77-B"), "ap OK"));
+  EXPECT_TRUE(has(append(*s, "INBOX",
+                         "Subject: encoded\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+                         "Content-Transfer-Encoding: base64\r\n\r\nSGVsbG8gV29ybGQ=\r\n"),
+                  "ap OK"));
+  EXPECT_TRUE(has(run(*s, "s SELECT INBOX"), "* 2 EXISTS"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY \"NUMBER 4242\""), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY nUmBeR"), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY 77-b"), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY \"77-B!\""), "* SEARCH\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY \"hello world\""), "* SEARCH 2\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY plain"), "* SEARCH\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH TEXT \"subject: PLAIN\""), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(run(*s, "k SEARCH BODY \"\""), "* SEARCH 1 2\r\n"));
+}
+
 TEST_F(ImapSessionTest, CopyMoveExpunge) {
   auto s = logged_in();
   append(*s, "INBOX", kMessage);
