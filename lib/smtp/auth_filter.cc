@@ -67,7 +67,8 @@ std::string AuthFilter::arc_seal_forwarded(const FilterContext& ctx, std::string
     if (!forwarded) continue;
     domain = domain_of(r.address);
     key = keys_->key_for(domain, selector);
-    // RFC 8617 defines ARC with rsa-sha256 only; receivers know no other.
+    // ARC-Seal takes DKIM's a= (RFC 8617 4.1.3), but ARC in the field is rsa-sha256
+    // (dkimpy's arc_sign makes nothing else): an Ed25519 seal risks reading as broken.
     if (key && key->algorithm() == auth::DkimAlgorithm::rsa_sha256) break;
     key = nullptr;
   }
